@@ -1,0 +1,97 @@
+"""The ``rt2`` command: one entry point, one subcommand per job.
+
+Each subcommand lives in the stage module that owns it and exposes two functions::
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None: ...
+    def run(args: argparse.Namespace) -> int: ...
+
+Only the chosen subcommand's module is imported, so ``rt2 --help`` stays fast (no torch import) and a broken
+optional dependency of one command cannot take the others down. Register a new command in ``COMMANDS``; a name
+that is not implemented must not be listed there (users read ``rt2 --help`` as the truth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import re
+import sys
+from collections.abc import Sequence
+
+from rt2 import __version__
+
+# name -> (module, one-line help). Keep sorted by the order a user meets them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("rt2.benchcli", "run a benchmark from bench/ and print ratios measured in the same run"),
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors name the closest valid option or choice."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        hint = self._suggest(message)
+        if hint:
+            message = f"{message}\n  did you mean {hint}?"
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def _suggest(self, message: str) -> str | None:
+        m = re.search(r"unrecognized arguments: (.+)", message)
+        if m:
+            valid = [s for s in self._option_string_actions if s.startswith("--")]
+            for word in m.group(1).split():
+                if not word.startswith("-"):
+                    continue
+                close = difflib.get_close_matches(word.split("=")[0], valid, n=1, cutoff=0.5)
+                if close:
+                    return close[0]
+            return None
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.+)\)", message)
+        if m:
+            choices = re.findall(r"'?([\w.\-]+)'?", m.group(2))
+            close = difflib.get_close_matches(m.group(1), choices, n=1, cutoff=0.4)
+            return repr(close[0]) if close else None
+        return None
+
+
+def _load(name: str):
+    module_name, _ = COMMANDS[name]
+    return importlib.import_module(module_name)
+
+
+def build_parser(command: str | None = None) -> Parser:
+    """The top-level parser. Only ``command``'s arguments are added (lazy import of one module)."""
+    parser = Parser(
+        prog="rt2",
+        description="RT-2 vision-language-action models: tokenize actions, simulate, train, evaluate, serve.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"rt2 {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name, (_, help_text) in COMMANDS.items():
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        if name == command:
+            _load(name).add_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return int(_load(args.command).run(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
