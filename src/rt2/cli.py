@@ -24,6 +24,11 @@ from rt2 import __version__
 # name -> (module, one-line help). Keep sorted by the order a user meets them.
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("rt2.benchcli", "run a benchmark from bench/ and print ratios measured in the same run"),
+    "collect": ("rt2.data.collect", "record scripted-oracle demonstrations as a LeRobot v3.0 dataset"),
+    "oracle-table": ("rt2.sim.oracle_table", "measure the scripted oracle's success per task family (markdown table)"),
+    "eval": ("rt2.eval.cli", "closed-loop success of a policy (or a paired A/B) on RT-2's suites, with CIs and videos"),
+    "serve": ("rt2.serve.cli", "serve a policy to robots over websockets (micro-batched, token-protected)"),
+    "run-robot": ("rt2.serve.robot", "drive the tabletop world as a remote robot through a policy server"),
 }
 
 

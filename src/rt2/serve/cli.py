@@ -1,0 +1,91 @@
+"""``rt2 serve --policy CKPT``: serve a policy checkpoint to robots over websockets.
+
+Binds 127.0.0.1:8000 by default. Any other interface needs ``--token`` (clients send
+``Authorization: Bearer <token>``). SIGTERM/SIGINT shut down gracefully: stop listening, answer in-flight
+requests, then close. ``GET /healthz``, ``/readyz`` and ``/metrics`` are served on the same port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import logging
+import os
+import signal
+import sys
+
+from rt2.serve.server import PolicyServer, ServerConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy", required=True, help="policy checkpoint directory (Policy.from_pretrained)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface; non-loopback requires --token")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (0: pick a free one)")
+    parser.add_argument(
+        "--token", default=os.environ.get("RT2_SERVE_TOKEN"), help="shared secret (default: $RT2_SERVE_TOKEN)"
+    )
+    parser.add_argument("--max-batch", type=int, default=16, help="requests per forward pass (1: no batching)")
+    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="batching window for the oldest request")
+    parser.add_argument("--max-queue", type=int, default=64, help="waiting requests before 'overloaded'")
+    parser.add_argument("--deadline-ms", type=float, default=1000.0, help="per-request deadline, receipt to reply")
+    parser.add_argument("--max-message-mb", type=float, default=8.0, help="largest accepted message")
+    parser.add_argument("--num-threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--quantize", choices=("none", "int8"), default="none", help="passed to Policy.from_pretrained")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+def load_policy(path: str, quantize: str = "none", num_threads: int | None = None):
+    """``rt2.policy.Policy.from_pretrained(path)``, passing ``quantize`` only if the Policy supports it."""
+    import torch
+
+    from rt2.policy import Policy
+
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    kwargs = {}
+    if quantize != "none":
+        if "quantize" not in inspect.signature(Policy.from_pretrained).parameters:
+            raise ValueError("this rt2 Policy does not support --quantize; use --quantize none")
+        kwargs["quantize"] = quantize
+    return Policy.from_pretrained(path, **kwargs)
+
+
+async def serve_until_signal(server: PolicyServer) -> None:
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    host = f"[{server.config.host}]" if ":" in server.config.host else server.config.host
+    print(f"rt2 serve: ready on ws://{host}:{server.port} (GET /healthz /readyz /metrics)", flush=True)
+    await stop.wait()
+    print("rt2 serve: shutting down (finishing in-flight requests)", flush=True)
+    await server.shutdown()
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        token=args.token or None,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+        deadline_ms=args.deadline_ms,
+        max_message_bytes=int(args.max_message_mb * 2**20),
+    )
+    try:
+        config.validate()  # before loading a model: a refused bind should fail in milliseconds
+        policy = load_policy(args.policy, args.quantize, args.num_threads)
+        server = PolicyServer(policy, config)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"rt2 serve: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve_until_signal(server))
+    except OSError as e:  # port in use, address not available
+        print(f"rt2 serve: error: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
+        return 1
+    return 0
