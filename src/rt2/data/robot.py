@@ -1,0 +1,294 @@
+"""Robot demonstrations -> training Examples: actions (optionally chain-of-thought) and in-domain auxiliary tasks.
+
+Input is a list of :class:`RobotEpisode` (``load_episodes(path)`` reads a LeRobot v3.0 dataset written by
+``rt2 collect`` through ``rt2.data.lerobot``). Two indexable sources come out of it:
+
+``RobotActions`` — one example per frame ``t`` of every kept episode: the frames ``t-n_frames+1 .. t`` (the first
+frame repeated before the episode start; two frames is the Language-Table RT-2 setting) with the prompt
+``Q: what action should the robot take to {instruction}? A:`` and the integer label ``"X Y"``
+(``action.label_int``: the clean oracle action, DART-style). A seeded ``cot_fraction`` of them become
+chain-of-thought examples ``Instruction: .. Plan: {plan} Action: X Y``; the plan is the sim's canonical sentence
+with the referent resolved (``rt2.sim.plan_text``: "push the blue cube to the top left corner").
+
+``RobotAux`` — the five Language-Table in-domain tasks of RT-2, generated on demand (item ``i`` is a pure function
+of ``(seed, i)``):
+
+| task | frames | question | answer |
+|---|---|---|---|
+| (action)          | t-1, t          | the action prompt                                  | ``X Y`` (that is RobotActions) |
+| aux_instruction   | first, last     | ``what instruction was the robot following?``      | the instruction |
+| aux_effector      | t-1, t          | ``where is the robot?``                            | effector at t, pointing grid ``gx gy`` |
+| aux_timesteps     | t1, t2          | ``how many steps apart are these frames?``         | ``t2 - t1`` (digits) |
+| aux_success       | first, t        | ``did the robot {instruction}?``                   | ``yes`` (last frame of a success) / ``no`` |
+
+"no" comes from the first half of a successful episode (not yet done) or the last frame of a failed one.
+Pointing uses the same grid as the web corpus (``rt2.data.web_scene``), so "where is the robot?" means the same
+thing in both. The robot side never teaches a web-only concept: episodes whose instruction or plan contains one
+(``rt2.data.web_concepts.find_web_only``) are skipped (``on_web_only="skip"``, counted in ``skipped``) or
+rejected (``"error"``). Augmentation (crop, colour jitter) is not done here: the trainer passes these raw frames
+through ``rt2.data.transforms.ImageTransform(augment=True)``, the same code path as inference.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rt2.actions import ActionSpace, ActionTokenizer
+from rt2.data.prompts import Example, vqa_prompt
+from rt2.data.web_concepts import find_web_only
+from rt2.data.web_scene import grid_text
+from rt2.sim import board
+from rt2.sim.scene import Block, Scene
+from rt2.sim.tasks import TaskSpec
+
+AUX_TASKS: tuple[str, ...] = ("aux_instruction", "aux_effector", "aux_timesteps", "aux_success")
+PAIR_TASKS: tuple[str, ...] = ("aux_instruction", "aux_timesteps", "aux_success")  # need two frames
+GEOMETRIC_AUX: frozenset[str] = frozenset({"aux_effector"})  # grid answers: train without random crop
+
+
+@dataclass(frozen=True)
+class RobotEpisode:
+    """One demonstration. images uint8[T, H, W, 3] (frame t is seen before action t); labels int64[T, D] the
+    training "X Y" integers; effector float[T, 2] board metres; spec the TaskSpec (None if unknown)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    effector: np.ndarray
+    instruction: str
+    success: bool = True
+    spec: TaskSpec | None = None
+    family: str = ""
+
+    def __post_init__(self) -> None:
+        t = len(self.images)
+        if self.images.ndim != 4 or self.images.shape[-1] != 3 or self.images.dtype != np.uint8 or t < 1:
+            raise ValueError(
+                f"episode images must be uint8[T>=1, H, W, 3], got {self.images.dtype} {self.images.shape}"
+            )
+        if self.labels.ndim != 2 or len(self.labels) != t or not np.issubdtype(self.labels.dtype, np.integer):
+            raise ValueError(f"episode labels must be int[T={t}, D], got {self.labels.dtype} {self.labels.shape}")
+        if self.effector.shape != (t, 2):
+            raise ValueError(f"episode effector must be float[T={t}, 2], got {self.effector.shape}")
+        if not isinstance(self.instruction, str) or not self.instruction.strip():
+            raise ValueError("episode instruction must be a non-empty str")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def plan(self) -> str | None:
+        """The sim's canonical plan sentence (referents resolved), or None without a TaskSpec."""
+        if self.spec is None:
+            return None
+        from rt2.sim.instructions import plan_text
+
+        # plan_text only reads the names of the blocks the spec mentions; positions do not matter.
+        names = [n for n in (self.spec.block, self.spec.target_block, *self.spec.avoid) if n]
+        blocks = tuple(Block(*n.split(" ", 1), x=0.2 + 0.05 * i, y=0.0) for i, n in enumerate(dict.fromkeys(names)))
+        return plan_text(self.spec, Scene(blocks=blocks))
+
+
+@dataclass(frozen=True)
+class RobotDataConfig:
+    """n_frames: frames per action example (2 = Language-Table RT-2). cot_fraction: share of action examples
+    written as chain of thought. success_only: keep only successful episodes for actions (failed ones still feed
+    aux_success). aux_tasks/aux_size: which in-domain tasks, and the virtual length of RobotAux.
+    max_gap: the largest step gap asked in aux_timesteps. on_web_only: "skip" | "error"."""
+
+    n_frames: int = 2
+    seed: int = 0
+    cot_fraction: float = 0.0
+    success_only: bool = True
+    aux_tasks: tuple[str, ...] = AUX_TASKS
+    aux_size: int = 1_000_000
+    max_gap: int = 10
+    on_web_only: str = "skip"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n_frames, int) or self.n_frames < 1:
+            raise ValueError(f"n_frames must be a positive int, got {self.n_frames!r}")
+        if not 0.0 <= self.cot_fraction <= 1.0:
+            raise ValueError(f"cot_fraction must be in [0, 1], got {self.cot_fraction}")
+        for t in self.aux_tasks:
+            board.check_name("robot aux task", t, AUX_TASKS)
+        if self.n_frames < 2 and any(t in PAIR_TASKS for t in self.aux_tasks):
+            raise ValueError(f"aux tasks {PAIR_TASKS} show two frames; with n_frames=1 use aux_tasks=('aux_effector',)")
+        if self.aux_size < 1 or self.max_gap < 1:
+            raise ValueError("aux_size and max_gap must be >= 1")
+        board.check_name("on_web_only policy", self.on_web_only, ("skip", "error"))
+
+    @staticmethod
+    def preset(name: str) -> RobotDataConfig:
+        """``language_table`` (2 frames, no CoT), ``cot`` (2 frames, 25 % chain of thought), ``single_frame``."""
+        presets = {
+            "language_table": RobotDataConfig(),
+            "cot": RobotDataConfig(cot_fraction=0.25),
+            "single_frame": RobotDataConfig(n_frames=1, aux_tasks=("aux_effector",)),
+        }
+        return presets[board.check_name("robot data preset", name, tuple(presets))]
+
+
+def _filter(episodes: Sequence[RobotEpisode], policy: str) -> tuple[list[RobotEpisode], int]:
+    kept, skipped = [], 0
+    for i, ep in enumerate(episodes):
+        found = find_web_only(ep.instruction) + find_web_only(ep.plan() or "")
+        if found:
+            if policy == "error":
+                raise ValueError(
+                    f"episode {i} ({ep.instruction!r}) uses web-only concepts {found}; robot training data must not "
+                    "teach them (see docs/web_corpus.md), or pass on_web_only='skip'"
+                )
+            skipped += 1
+            continue
+        kept.append(ep)
+    if skipped:
+        warnings.warn(f"skipped {skipped} robot episodes whose instruction uses web-only concepts", stacklevel=3)
+    return kept, skipped
+
+
+def _frames(ep: RobotEpisode, t: int, n: int) -> tuple[np.ndarray, ...]:
+    """The n frames ending at t, oldest first; the first frame repeats before the episode starts."""
+    return tuple(ep.images[max(0, t - k)] for k in range(n - 1, -1, -1))
+
+
+def _pair(ep: RobotEpisode, a: int, b: int, n: int) -> tuple[np.ndarray, ...]:
+    """n frames for a two-frame question: frame a repeated n-1 times, then frame b."""
+    return (ep.images[a],) * (n - 1) + (ep.images[b],)
+
+
+class RobotActions:
+    """Indexable action (and CoT) examples, one per frame of every kept episode. ``len`` = number of frames."""
+
+    def __init__(
+        self,
+        episodes: Sequence[RobotEpisode],
+        config: RobotDataConfig | None = None,
+        action_space: ActionSpace | None = None,
+        source: str = "robot",
+    ) -> None:
+        self.config = config or RobotDataConfig()
+        eps = [e for e in episodes if e.success or not self.config.success_only]
+        self.episodes, self.skipped = _filter(eps, self.config.on_web_only)
+        if not self.episodes:
+            raise ValueError(f"no usable robot episodes (of {len(episodes)}: failures dropped, web-only skipped)")
+        self.tokenizer = ActionTokenizer(action_space or ActionSpace.language_table())
+        self.source = source
+        self._starts = np.cumsum([0] + [len(e) for e in self.episodes])
+        self._plans = [e.plan() for e in self.episodes]
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """(episode, frame) of example ``index``."""
+        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+            raise TypeError(f"index must be an int, got {type(index).__name__}")
+        i = int(index) + len(self) if index < 0 else int(index)
+        if not 0 <= i < len(self):
+            raise IndexError(f"robot action index {index} out of range for {len(self)} frames")
+        e = int(np.searchsorted(self._starts, i, side="right")) - 1
+        return e, i - int(self._starts[e])
+
+    def is_cot(self, index: int) -> bool:
+        e, _ = self.locate(index)
+        if self.config.cot_fraction <= 0 or self._plans[e] is None:
+            return False
+        u = np.random.default_rng([self.config.seed, 1, int(index) % len(self)]).random()
+        return bool(u < self.config.cot_fraction)
+
+    def __getitem__(self, index: int) -> Example:
+        e, t = self.locate(index)
+        ep = self.episodes[e]
+        bins = np.asarray(ep.labels[t], dtype=np.int64)
+        text = self.tokenizer.to_text(bins)
+        frames = _frames(ep, t, self.config.n_frames)
+        if self.is_cot(index):
+            return Example.cot(frames, ep.instruction, self._plans[e], bins, text, source=self.source)
+        return Example.action(frames, ep.instruction, bins, text, source=self.source)
+
+
+class RobotAux:
+    """The in-domain auxiliary tasks, generated on demand; ``item(i)`` returns ``(task, Example)``."""
+
+    def __init__(
+        self, episodes: Sequence[RobotEpisode], config: RobotDataConfig | None = None, source: str = "robot_aux"
+    ):
+        self.config = config or RobotDataConfig()
+        self.episodes, self.skipped = _filter(episodes, self.config.on_web_only)
+        self.source = source
+        self._success = [i for i, e in enumerate(self.episodes) if e.success]
+        self._long = [i for i, e in enumerate(self.episodes) if len(e) >= 2]
+        self._tasks = [t for t in self.config.aux_tasks if t == "aux_effector" or self._long]
+        if t_missing := [t for t in ("aux_instruction",) if t in self._tasks and not self._success]:
+            self._tasks = [t for t in self._tasks if t not in t_missing]
+        if not self.episodes or not self._tasks:
+            raise ValueError("no robot episodes usable for the requested aux tasks (need episodes of >= 2 frames)")
+
+    def __len__(self) -> int:
+        return self.config.aux_size
+
+    def __getitem__(self, index: int) -> Example:
+        return self.item(index)[1]
+
+    def item(self, index: int) -> tuple[str, Example]:
+        if not isinstance(index, (int, np.integer)) or not -len(self) <= int(index) < len(self):
+            raise IndexError(f"robot aux index {index!r} out of range for length {len(self)}")
+        i = int(index) % len(self)
+        rng = np.random.default_rng([self.config.seed, 2, i])
+        task = self._tasks[int(rng.integers(len(self._tasks)))]
+        n = self.config.n_frames
+        if task == "aux_effector":
+            ep = self.episodes[int(rng.integers(len(self.episodes)))]
+            t = int(rng.integers(len(ep)))
+            q, a, frames = "where is the robot?", grid_text(*ep.effector[t]), _frames(ep, t, n)
+        elif task == "aux_instruction":
+            ep = self.episodes[self._success[int(rng.integers(len(self._success)))]]
+            q, a, frames = "what instruction was the robot following?", ep.instruction, _pair(ep, 0, len(ep) - 1, n)
+        elif task == "aux_timesteps":
+            ep = self.episodes[self._long[int(rng.integers(len(self._long)))]]
+            gap = int(rng.integers(1, min(self.config.max_gap, len(ep) - 1) + 1))
+            t1 = int(rng.integers(0, len(ep) - gap))
+            q, a, frames = "how many steps apart are these frames?", str(gap), _pair(ep, t1, t1 + gap, n)
+        else:  # aux_success
+            ep = self.episodes[self._long[int(rng.integers(len(self._long)))]]
+            last = len(ep) - 1
+            if ep.success and bool(rng.integers(2)):
+                t, a = last, "yes"
+            elif ep.success:
+                t, a = int(rng.integers(0, max(1, len(ep) // 2))), "no"  # first half: not done yet
+            else:
+                t, a = last, "no"
+            q, frames = f"did the robot {ep.instruction.rstrip('.!?')}?", _pair(ep, 0, t, n)
+        return task, Example.text(frames, vqa_prompt(q), a, source=self.source)
+
+
+def load_episodes(path: str | os.PathLike, label_key: str = "action.label_int") -> list[RobotEpisode]:
+    """Read a LeRobot v3.0 dataset written by ``rt2 collect`` into RobotEpisodes (images decoded once)."""
+    from rt2.data.collect import task_spec_from_json
+    from rt2.data.lerobot import LeRobotDatasetReader
+
+    ds = LeRobotDatasetReader(path)
+    if label_key not in ds.features:
+        raise ValueError(f"{path} has no {label_key!r} column (features: {sorted(ds.features)}); pass label_key=")
+    metas = ds.episodes()
+    out: list[RobotEpisode] = []
+    for e, meta in enumerate(metas):
+        frames = ds.episode(e)
+        labels = np.asarray(frames[label_key], dtype=np.int64)
+        spec_json = meta.get("task_spec")
+        out.append(
+            RobotEpisode(
+                images=np.asarray(frames["observation.images.top"]),
+                labels=labels.reshape(len(labels), -1),
+                effector=np.asarray(frames["observation.state"], dtype=np.float64)[:, :2],
+                instruction=str(frames["task"]),
+                success=bool(meta.get("success", True)),
+                spec=task_spec_from_json(spec_json) if spec_json else None,
+                family=str(meta.get("family", "")),
+            )
+        )
+    return out
