@@ -1,0 +1,154 @@
+"""The built-in pali backbone against the shared backbone contract (tests/backbone_checks.py)."""
+
+import numpy as np
+import pytest
+import torch
+
+from backbone_checks import (
+    check_batched_decode_matches_single,
+    check_cached_decode_matches_teacher_forcing,
+    check_padding_invariance,
+    check_prefix_lm_causality,
+    check_save_load,
+    sample_images,
+    tiny_pali,
+    tiny_tokenizer,
+)
+from rt2.models import PaliConfig, build_backbone, list_backbones
+from rt2.models.checkpoint import CheckpointError
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["1frame", "2frames"])
+def backbone(request):
+    return tiny_pali(n_frames=request.param)
+
+
+def test_causality(backbone):
+    check_prefix_lm_causality(backbone)
+
+
+def test_padding_invariance(backbone):
+    check_padding_invariance(backbone)
+
+
+def test_cached_decode_equals_teacher_forcing(backbone):
+    check_cached_decode_matches_teacher_forcing(backbone)
+
+
+def test_batched_decode_equals_single(backbone):
+    check_batched_decode_matches_single(backbone)
+
+
+def test_save_load(backbone):
+    check_save_load(backbone)
+
+
+def test_causality_check_catches_a_leak():
+    """The helper must fail on a model whose answer is bidirectional (the PaliGemma SDPA trap)."""
+    bb = tiny_pali()
+    real_forward = bb.forward
+
+    def leaky(**inputs):
+        inputs = dict(inputs)
+        inputs["token_type_ids"] = torch.zeros_like(inputs["token_type_ids"])  # everything "prefix"
+        return real_forward(**inputs)
+
+    bb.forward = leaky
+    with pytest.raises(AssertionError, match="leaked"):
+        check_prefix_lm_causality(bb)
+
+
+def test_frames_change_output_and_frame_order_matters():
+    bb = tiny_pali(n_frames=2)
+    a, b = sample_images(bb, 1, seed=0)[0], sample_images(bb, 1, seed=1)[0]
+    with torch.inference_mode():
+        l1, _ = bb.prefill(bb.prepare([[a[0], b[0]]], ["Caption:"]), max_new_tokens=1)
+        l2, _ = bb.prefill(bb.prepare([[b[0], a[0]]], ["Caption:"]), max_new_tokens=1)
+    assert (l1 - l2).abs().max() > 1e-4, "learned frame embeddings should make frame order matter"
+
+
+def test_presets_sizes_and_tokens():
+    tok = tiny_tokenizer()
+    assert {"pali-tiny", "pali-small"} <= set(list_backbones())
+    tiny = PaliConfig.tiny()
+    assert 16 <= tiny.tokens_per_frame <= 36
+    n_tiny = build_backbone("pali-tiny", tok, vocab_size=2048).num_parameters
+    n_small = build_backbone("pali-small", tok, vocab_size=2048).num_parameters
+    assert 3.5e6 < n_tiny < 6.5e6, n_tiny
+    assert 15e6 < n_small < 25e6, n_small
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="divisible by patch_size"):
+        PaliConfig(image_size=(70, 96))
+    with pytest.raises(ValueError, match="stride"):
+        PaliConfig(patch_size=(6, 16), image_size=(72, 96))
+    with pytest.raises(ValueError, match="unknown PaliConfig"):
+        PaliConfig.from_dict({"nope": 1})
+
+
+def test_prepare_errors():
+    bb = tiny_pali(n_frames=2)
+    img = sample_images(bb, 1)[0]
+    with pytest.raises(ValueError, match="takes 2 frame"):
+        bb.prepare([img[:1]], ["Caption:"])
+    with pytest.raises(ValueError, match="observations but"):
+        bb.prepare([img], ["a", "b"])
+    with pytest.raises(ValueError, match="uint8"):
+        bb.prepare([[f.astype(np.float32) for f in img]], ["Caption:"])
+    with pytest.raises(ValueError, match="max_text_len"):
+        bb.prepare([img], ["word " * 200])
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        bb.prepare([img], ["Caption:"], [[10**6]])
+    with pytest.raises(ValueError, match="token_type_ids"):
+        inputs = bb.prepare([img], ["Caption:"], [[5, 2]])
+        del inputs["token_type_ids"]
+        bb(**inputs)
+
+
+def test_step_past_capacity_raises():
+    bb = tiny_pali()
+    with torch.inference_mode():
+        logits, cache = bb.prefill(bb.prepare(sample_images(bb, 1), ["Caption:"]), max_new_tokens=1)
+        logits, cache = bb.step(logits.argmax(-1), cache)
+        with pytest.raises(RuntimeError, match="cache full"):
+            bb.step(logits.argmax(-1), cache)
+
+
+def test_logits_ids_subset_matches_full():
+    bb = tiny_pali()
+    ids = torch.tensor([7, 3, 40, 11])
+    inputs = bb.prepare(sample_images(bb, 2), ["Caption:", "Q: what color is the star? A:"])
+    with torch.inference_mode():
+        full, c1 = bb.prefill(inputs, max_new_tokens=1)
+        sub, c2 = bb.prefill(inputs, max_new_tokens=1, logits_ids=ids)
+        torch.testing.assert_close(sub, full[:, ids])
+        nxt = full.argmax(-1)
+        f2, _ = bb.step(nxt, c1)
+        s2, _ = bb.step(nxt, c2, logits_ids=ids)
+        torch.testing.assert_close(s2, f2[:, ids])
+
+
+def test_resize_embeddings_keeps_rows():
+    bb = tiny_pali()
+    old = bb.embed.weight.detach().clone()
+    bb.resize_token_embeddings(bb.vocab_size + 10)
+    assert torch.equal(bb.embed.weight[: old.shape[0]], old) and bb.config.vocab_size == old.shape[0] + 10
+    with pytest.raises(ValueError, match="shrink"):
+        bb.resize_token_embeddings(3)
+
+
+def test_corrupt_backbone_files(tmp_path):
+    from rt2.models.registry import load_backbone
+
+    bb = tiny_pali()
+    bb.save_pretrained(tmp_path / "bb")
+    (tmp_path / "bb" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_backbone(tmp_path / "bb")
+    bb.save_pretrained(tmp_path / "bb2")
+    other = tiny_pali(text_width=32)
+    other.save_pretrained(tmp_path / "other")
+    (tmp_path / "bb2" / "model.safetensors").write_bytes((tmp_path / "other" / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match=r"tensor '.*' has shape"):
+        load_backbone(tmp_path / "bb2")
