@@ -6,38 +6,34 @@ Run::
     rt2 bench decode_hf --families paligemma qwen2_vl llava --reps 20
     rt2 bench decode_hf --path /models/paligemma2-3b-pt-224 --batch 1 --reps 5   # a real local checkpoint
 
-Both sides decode D constrained action tokens (rt1 space for D=8, language_table for D=2, numeric action ids)
-from the same prepared batch:
+Both sides decode D constrained action tokens (rt1 space for D=8, language_table for D=2; numeric action ids
+where the tokenizer spells every integer as one token, else least_used) from the same prepared batch:
 
-* ``loop``: ``HFBackbone.prefill`` + ``step`` -- the text decoder only after the prefill, the ``DynamicCache``
-  reused, no attention mask when nothing is padded, logits only for the legal action rows;
+* ``loop``: ``rt2.models.decoding.Decoder.actions`` -- the production path: ``HFBackbone.prefill`` + ``step``,
+  the text decoder only after the prefill, the ``DynamicCache`` reused, no attention mask when nothing is
+  padded, logits only for the legal action rows;
 * ``generate``: ``model.generate(max_new_tokens=D, min_new_tokens=D, do_sample=False)`` with a
   ``LogitsProcessor`` masking all but the legal ids at each position.
 
-The emitted tokens must be identical (checked every run). Reps are interleaved with alternating order so noise
-hits both alike; the ratio reported is the median of per-rep ratios generate/loop (>1 = our loop is faster).
-A calibration figure (50 fp32 512^3 matmuls) is printed; compare runs only at similar calibration.
+The emitted tokens must be identical (checked every run). Timing and calibration come from
+``bench/_timing.py`` (shared with ``rt2 bench decode``): reps interleaved with alternating order so noise hits
+both alike; the ratio reported is the median of per-rep ratios generate/loop (>1 = our loop is faster).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import sys
 import tempfile
-import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from rt2.actions import ActionSpace, ActionTokenizer, ActionVocab
+sys.path.append(str(Path(__file__).resolve().parent))  # bench/ helpers; rt2 bench loads this file by path
+from _timing import CALIBRATION, calibrate, interleaved, median_ratio  # noqa: E402
 
-
-def calibrate() -> float:
-    a = torch.randn(512, 512)
-    t = time.perf_counter()
-    for _ in range(50):
-        a @ a
-    return (time.perf_counter() - t) * 1e3
+CORPUS = ["Q: what action should the robot take to push the red block to the left? A:"]
 
 
 def make_mask_processor(transformers, allowed: list[list[int]], start: int):
@@ -50,35 +46,36 @@ def make_mask_processor(transformers, allowed: list[list[int]], start: int):
     return ActionMask()
 
 
+def action_vla(bb, dim: int):
+    """A VLA on ``bb`` for D = ``dim``: numeric action ids if the tokenizer has them (tiny BPE), else least_used
+    (e.g. Gemma splits digits)."""
+    from rt2.models.vla import VLA
+
+    space = "language_table" if dim == 2 else "rt1"
+    try:
+        return VLA.build(bb, action_space=space, vocab="numeric").eval()
+    except ValueError:
+        return VLA.build(bb, action_space=space, vocab="least_used", corpus=CORPUS).eval()
+
+
 def bench_one(bb, batch: int, dim: int, reps: int, rng: np.random.Generator) -> dict[str, float]:
+    from rt2.models.decoding import Decoder
     from rt2.models.hf import require
 
     transformers = require("transformers")
-    at = ActionTokenizer(ActionSpace.language_table() if dim == 2 else ActionSpace.rt1())
-    try:
-        vocab = ActionVocab.numeric(bb.tokenizer, at)
-    except ValueError:  # e.g. Gemma splits digits: fall back to the PaLM-E style vocabulary
-        vocab = ActionVocab.least_used(bb.tokenizer, at, ["push the red block to the left"])
-    allowed = [vocab.allowed_ids(t) for t in range(dim)]
-    allowed_t = [torch.tensor(a) for a in allowed]
+    vla = action_vla(bb, dim)
+    decoder = Decoder(vla)
+    allowed = [vla.vocab.allowed_ids(t) for t in range(dim)]
     h, w = bb.image_size
     images = [[rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(bb.n_frames)] for _ in range(batch)]
-    prompts = ["Q: what action should the robot take to push the red block left? A:"] * batch
-    inputs = bb.prepare(images, prompts)
+    inputs = bb.prepare(images, CORPUS * batch)
     gen_kw = bb.fam.model_kwargs(bb.hf_model, inputs, prefill=True)
     gen_kw.pop("position_ids")  # generate() computes its own
     proc = make_mask_processor(transformers, allowed, inputs["input_ids"].shape[1])
     pad = bb.pad_token_id
 
     def loop() -> torch.Tensor:
-        logits, cache = bb.prefill(inputs, max_new_tokens=dim, logits_ids=allowed_t[0])
-        out = []
-        for t in range(dim):
-            tok = allowed_t[t][logits.argmax(-1)]
-            out.append(tok)
-            if t + 1 < dim:
-                logits, cache = bb.step(tok, cache, logits_ids=allowed_t[t + 1])
-        return torch.stack(out, 1)
+        return decoder.actions(inputs)
 
     def generate() -> torch.Tensor:
         out = bb.hf_model.generate(
@@ -96,18 +93,11 @@ def bench_one(bb, batch: int, dim: int, reps: int, rng: np.random.Generator) -> 
         a, b = loop(), generate()
         if not torch.equal(a, b):
             raise RuntimeError(f"loop and generate() disagree:\n{a}\n{b}")
-        times: dict[str, list[float]] = {"loop": [], "generate": []}
-        for r in range(reps):
-            order = [("loop", loop), ("generate", generate)]
-            for name, fn in order if r % 2 == 0 else order[::-1]:
-                t0 = time.perf_counter()
-                fn()
-                times[name].append((time.perf_counter() - t0) * 1e3)
-    ratios = [g / max(lp, 1e-9) for g, lp in zip(times["generate"], times["loop"], strict=True)]
+        times = interleaved({"loop": loop, "generate": generate}, reps, warmup=0)
     return {
         "loop_ms": min(times["loop"]),
         "generate_ms": min(times["generate"]),
-        "ratio": statistics.median(ratios),
+        "ratio": median_ratio(times["generate"], times["loop"]),
     }
 
 
@@ -132,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
         tmp = tempfile.mkdtemp(prefix="rt2-bench-hf-")
         models = {f: build_backbone("hf", path=str(write_tiny_checkpoint(f"{tmp}/{f}", f))) for f in args.families}
-    print(f"threads={args.threads} reps={args.reps} calibration(50x 512^3 matmul)={calibrate():.0f} ms")
+    print(f"threads={args.threads} reps={args.reps} calibration ({CALIBRATION}): {calibrate():.0f} ms")
     print(f"{'model':<12} {'B':>3} {'D':>3} {'loop ms':>9} {'generate ms':>12} {'generate/loop':>14}")
     worst = float("inf")
     for name, bb in models.items():

@@ -29,54 +29,88 @@ def sample_images(backbone: Backbone, batch: int, seed: int = 0, size: tuple[int
     return [[rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(backbone.n_frames)] for _ in range(batch)]
 
 
+def ordinary_ids(backbone: Backbone) -> list[int]:
+    """Token ids safe to place anywhere in an answer: not special. Trap: HF tokenizers list only the NAMED
+    specials in ``all_special_ids``; placeholders like Qwen2-VL's ``<|image_pad|>`` are special added tokens
+    (a stray one in an answer makes the model look for an extra image), so added-special ids are excluded too."""
+    tok = backbone.tokenizer
+    n = len(tok)
+    special = {int(i) for i in getattr(tok, "all_special_ids", None) or ()}
+    for i, t in (getattr(tok, "added_tokens_decoder", None) or {}).items():
+        if getattr(t, "special", False):
+            special.add(int(i))
+    own = getattr(tok, "special_ids", None)  # rt2's TextTokenizer
+    if own is not None:
+        special.update(int(i) for i in (own() if callable(own) else own))
+    lo = 8 if n > 64 else 0  # also skip the first few ids (special tokens of tokenizers that do not list them)
+    return [i for i in range(lo, n) if i not in special]
+
+
 def sample_targets(backbone: Backbone, batch: int, length: int, seed: int = 0) -> list[list[int]]:
     """Answer ids drawn from ordinary (non-special) tokens, EOS last."""
     rng = np.random.default_rng(seed)
-    n = len(backbone.tokenizer)
-    lo = 8 if n > 64 else 0
+    ids = np.array(ordinary_ids(backbone))
     eos = backbone.tokenizer.eos_token_id
-    return [[*rng.integers(lo, n, length - 1).tolist(), eos] for _ in range(batch)]
+    return [[*rng.choice(ids, length - 1).tolist(), eos] for _ in range(batch)]
+
+
+def _replace_token(backbone: Backbone, inputs: dict[str, torch.Tensor], row: int, col: int):
+    """Copy of ``inputs`` with token (row, col) replaced by a different ordinary token."""
+    ids = ordinary_ids(backbone)
+    changed = {k: v.clone() for k, v in inputs.items()}
+    old = int(changed["input_ids"][row, col])
+    changed["input_ids"][row, col] = ids[(ids.index(old) + 1) % len(ids)] if old in ids else ids[0]
+    return changed
 
 
 def check_prefix_lm_causality(backbone: Backbone, atol: float = 1e-5) -> None:
-    """Changing a later answer token leaves earlier logits unchanged; changing a prompt token changes the
-    logits at every answer position (bidirectional prefix: even the FIRST prompt token's output moves)."""
-    images = sample_images(backbone, 1)
-    inputs = backbone.prepare(images, [PROMPTS[0]], sample_targets(backbone, 1, 5))
-    with torch.no_grad():
-        base = backbone(**inputs)
-        tt, am = inputs["token_type_ids"][0], inputs["attention_mask"][0]
-        ans = ((tt == 1) & (am == 1)).nonzero().flatten()
-        assert len(ans) >= 3, "prepare() did not mark the answer with token_type_ids == 1"
-        labels = inputs["labels"][0]
-        lab_cols = (labels != IGNORE_INDEX).nonzero().flatten()
-        # The last answer token (EOS) is an input only to positions >= itself.
-        changed = {k: v.clone() for k, v in inputs.items()}
-        last = int(ans[-1])
-        changed["input_ids"][0, last] = (int(changed["input_ids"][0, last]) + 1) % len(backbone.tokenizer)
-        out = backbone(**changed)
-        # logits[t] predicts labels[t]; those before the label of the last token's own position are earlier.
-        earlier = lab_cols[:-1]
-        diff = (out[0, earlier] - base[0, earlier]).abs().max().item()
-        assert diff <= atol, f"answer token leaked backwards: earlier logits moved by {diff:.3g} (causal mask broken)"
-        # Bidirectional prefix: change the LAST prompt token; the logits at the first prompt token must move.
-        prompt_cols = ((tt == 0) & (am == 1)).nonzero().flatten()
-        changed = {k: v.clone() for k, v in inputs.items()}
-        p_last = int(prompt_cols[-1])
-        changed["input_ids"][0, p_last] = (int(changed["input_ids"][0, p_last]) + 1) % len(backbone.tokenizer)
-        out = backbone(**changed)
-        assert (out[0, lab_cols] - base[0, lab_cols]).abs().max().item() > atol, "prompt change did not reach answer"
-        first_prompt_out = backbone_prompt_logits_moved(base, out, int(prompt_cols[0]), labels.shape[0])
-        assert first_prompt_out, (
-            "prefix is not bidirectional: changing a later prompt token left earlier ones unchanged"
-        )
+    """Attention pattern, from outputs only, on an unpadded batch of one AND on a padded batch of two (trap:
+    HF PaliGemma without ``token_type_ids`` is causal when a padding mask is built but fully bidirectional over
+    the answer when nothing is padded, so a padded-only check misses the label leak):
+
+    * changing an answer token leaves every earlier column's logits unchanged (no label leak), changes its own
+      and later columns, and leaves the other row of the batch unchanged;
+    * changing the last prompt token changes the answer logits, and changes the FIRST prompt column's logits
+      iff the backbone is a prefix-LM (``backbone.prefix_lm``, default True: pali, PaliGemma); decoder-only
+      backbones (SmolVLM, Qwen2-VL, LLaVA; ``prefix_lm = False``) must stay causal over the prompt too.
+    """
+    prefix_lm = bool(getattr(backbone, "prefix_lm", True))
+    images, targets = sample_images(backbone, 2), sample_targets(backbone, 2, 5)
+    for batch in (1, 2):
+        inputs = backbone.prepare(images[:batch], list(PROMPTS[:batch]), targets[:batch])
+        with torch.no_grad():
+            _check_attention_pattern(backbone, inputs, prefix_lm, atol)
 
 
-def backbone_prompt_logits_moved(base: torch.Tensor, out: torch.Tensor, col: int, T: int, atol: float = 1e-5) -> bool:
-    """Whether logits at text column ``col`` moved (only meaningful when logits cover the prompt, T == L)."""
-    if base.shape[1] != T or col >= base.shape[1]:
-        return True  # backbone returns logits only for answer positions; bidirectionality shown via answers
-    return (out[0, col] - base[0, col]).abs().max().item() > atol
+def _check_attention_pattern(backbone: Backbone, inputs: dict[str, torch.Tensor], prefix_lm: bool, atol: float) -> None:
+    base = backbone(**inputs)
+    full = base.shape[1] == inputs["input_ids"].shape[1]  # logits for every column (T == L)?
+    tt, am = inputs["token_type_ids"][0], inputs["attention_mask"][0]
+    ans = ((tt == 1) & (am == 1)).nonzero().flatten()
+    assert len(ans) >= 3, "prepare() did not mark the answer with token_type_ids == 1"
+    lab_cols = (inputs["labels"][0] != IGNORE_INDEX).nonzero().flatten()
+    # A middle answer token: every column before it is "earlier" (prompt and image included).
+    c = int(ans[len(ans) // 2])
+    out = backbone(**_replace_token(backbone, inputs, 0, c))
+    earlier = torch.arange(c) if full else lab_cols[lab_cols < c]
+    diff = (out[0, earlier] - base[0, earlier]).abs().max().item()
+    assert diff <= atol, f"answer token leaked backwards: earlier logits moved by {diff:.3g} (causal mask broken)"
+    later = torch.arange(c, int(ans[-1]) + 1) if full else lab_cols[lab_cols >= c]
+    assert (out[0, later] - base[0, later]).abs().max().item() > atol, "a changed answer token was not seen"
+    if base.shape[0] > 1:
+        other = (out[1:] - base[1:]).abs().max().item()
+        assert other <= atol, f"changing row 0 moved another row's logits by {other:.3g} (rows not independent)"
+    # Change the LAST prompt token.
+    prompt_cols = ((tt == 0) & (am == 1)).nonzero().flatten()
+    out = backbone(**_replace_token(backbone, inputs, 0, int(prompt_cols[-1])))
+    assert (out[0, lab_cols] - base[0, lab_cols]).abs().max().item() > atol, "prompt change did not reach answer"
+    if full:
+        first = int(prompt_cols[0])
+        moved = (out[0, first] - base[0, first]).abs().max().item() > atol
+        if prefix_lm:
+            assert moved, "prefix is not bidirectional: changing a later prompt token left earlier ones unchanged"
+        else:
+            assert not moved, "decoder-only backbone attends forward within the prompt (mask is not causal)"
 
 
 def check_padding_invariance(backbone: Backbone, atol: float = 1e-4) -> None:

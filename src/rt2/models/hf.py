@@ -250,6 +250,12 @@ class HFBackbone(Backbone):
         return self.model.get_base_model() if self.is_lora else self.model
 
     @property
+    def prefix_lm(self) -> bool:
+        """True when image + prompt attend bidirectionally (PaliGemma); False for the decoder-only families,
+        which stay causal over the prompt as they were pre-trained (``tests/backbone_checks.py`` checks both)."""
+        return bool(self.fam.prefix_lm)
+
+    @property
     def is_lora(self) -> bool:
         return hasattr(self.model, "peft_config")
 

@@ -153,7 +153,11 @@ class VLA(nn.Module):
             av = ActionVocab.least_used(bb.tokenizer, atok, corpus)
         elif vocab == "added":
             av = ActionVocab.added(bb.tokenizer, atok)
-            bb.resize_token_embeddings(max(av.min_vocab_size, len(bb.tokenizer)))
+            # Trap: HF heads are often padded past the tokenizer (e.g. 257216 rows for 257152 tokens), so the new
+            # ids may already have rows; resizing "to" a smaller count would be a shrink. Only ever grow.
+            need = max(av.min_vocab_size, len(bb.tokenizer))
+            if need > bb.vocab_size:
+                bb.resize_token_embeddings(need)
         else:
             raise ValueError(f"vocab must be 'numeric', 'least_used' or 'added', got {vocab!r}")
         cfg = VLAConfig(backbone=bb.name, vocab=vocab, loss_reduction=loss_reduction, norm_stats_key=norm_stats_key)
@@ -193,7 +197,10 @@ class VLA(nn.Module):
         if ex.kind == "action":
             return [*act, eos], 0
         plan, _ = split_cot_target(ex.target)
-        text = list(tok.encode(f" {plan} {COT_ACTION_MARKER}", add_special_tokens=False))
+        # The marker ids are appended as decoding will look for them (``marker_ids``), not re-tokenized with the
+        # plan: a tokenizer that merges across the space (SentencePiece without whitespace splitting) would
+        # otherwise train a marker spelling that ``Decoder.plan_and_act`` never detects.
+        text = [*tok.encode(f" {plan}", add_special_tokens=False), *self._marker]
         return [*text, *act, eos], len(text)
 
     def encode_examples(
