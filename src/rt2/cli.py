@@ -23,10 +23,14 @@ from rt2 import __version__
 
 # name -> (module, one-line help). Keep sorted by the order a user meets them.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("rt2.eval.demo", "run the shipped policy on seen and emergent tasks: success table + video (< 2 min)"),
     "bench": ("rt2.benchcli", "run a benchmark from bench/ and print ratios measured in the same run"),
     "collect": ("rt2.data.collect", "record scripted-oracle demonstrations as a LeRobot v3.0 dataset"),
+    "pretrain": ("rt2.train.cli", "pre-train the VLM (and its tokenizer) on the synthetic web corpus"),
+    "train": ("rt2.train.cli", "train a policy: --regime scratch | finetune | cofinetune (robot + web mixture)"),
     "oracle-table": ("rt2.sim.oracle_table", "measure the scripted oracle's success per task family (markdown table)"),
     "eval": ("rt2.eval.cli", "closed-loop success of a policy (or a paired A/B) on RT-2's suites, with CIs and videos"),
+    "reproduce": ("rt2.eval.reproduce", "the paper's experiment end to end: collect, pretrain, 3 regimes, eval, figures"),
     "serve": ("rt2.serve.cli", "serve a policy to robots over websockets (micro-batched, token-protected)"),
     "run-robot": ("rt2.serve.robot", "drive the tabletop world as a remote robot through a policy server"),
 }

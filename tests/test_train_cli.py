@@ -1,0 +1,110 @@
+"""End to end through the CLI: ``rt2 collect`` -> ``rt2 pretrain`` -> ``rt2 train --regime cofinetune`` (a few
+steps of pali-tiny on a 4-episode dataset) -> ``Policy.from_pretrained``; exact resume of the real VLA on the real
+mixture; and the commands' input errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rt2 import cli
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    assert cli.main(["collect", "--episodes", "4", "--out", str(root / "data"), "--no-progress"]) == 0
+    common = ["--preset", "debug", "--no-progress", "--tokenizer-corpus", "200"]
+    assert cli.main(["pretrain", "--out", str(root / "pt"), "--steps", "2", *common]) == 0
+    return root, common
+
+
+def _losses(run) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_pretrain_writes_tokenizer_checkpoint_and_export(runs):
+    root, _ = runs
+    pt = root / "pt"
+    assert (pt / "tokenizer.json").is_file()
+    assert (pt / "checkpoints/latest").read_text().strip() == "step_00000002"
+    assert (pt / "final/vla.json").is_file()
+    info = json.loads((pt / "final/training.json").read_text())
+    assert info["data"]["regime"] == "pretrain" and info["data"]["weights"] == {"web": 1.0}
+
+
+def test_cofinetune_produces_a_loadable_policy(runs):
+    from rt2.policy.policy import Policy
+
+    root, common = runs
+    out = root / "cft"
+    argv = ["train", "--regime", "cofinetune", "--init", str(root / "pt"), "--data", str(root / "data")]
+    assert cli.main([*argv, "--out", str(out), "--steps", "2", "--batch-size", "10", *common]) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    for key in ("loss", "loss/robot", "loss/robot_aux", "loss/web", "lr", "grad_norm", "samples_per_s"):
+        assert key in rows[0], key
+    assert any(k.startswith("action_") for k in rows[0])
+    policy = Policy.from_pretrained(out / "final")
+    assert policy.metadata()["model"] == "pali-tiny"
+    action = policy.predict_action([np.zeros((72, 96, 3), np.uint8)], "push the red moon to the left")
+    assert action.shape == (2,) and np.isfinite(action).all()
+    weights = json.loads((out / "final/training.json").read_text())["data"]["weights"]
+    assert weights["robot"] == pytest.approx(0.5) and weights["web"] > 0
+
+
+def test_cli_resume_is_bit_exact_on_the_real_mixture(runs):
+    root, common = runs
+    argv = ["train", "--regime", "cofinetune", "--init", str(root / "pt"), "--data", str(root / "data"), *common]
+    argv += ["--steps", "4", "--set", "ckpt_every=2", "--set", "augment=true"]
+    assert cli.main([*argv, "--out", str(root / "straight")]) == 0
+    assert cli.main([*argv, "--out", str(root / "split"), "--stop-after", "2"]) == 0
+    assert not (root / "split/final").exists()  # stopped early: no export yet
+    assert cli.main([*argv, "--out", str(root / "split"), "--resume"]) == 0
+    straight, split = _losses(root / "straight"), _losses(root / "split")
+    assert len(straight) == len(split) == 4
+    assert straight == split
+
+
+def test_input_errors_are_clear(runs, capsys):
+    root, common = runs
+    data = str(root / "data")
+    with pytest.raises(ValueError, match="needs --init"):
+        cli.main(["train", "--regime", "finetune", "--data", data, "--out", str(root / "x1"), *common])
+    with pytest.raises(FileNotFoundError, match="rt2 pretrain"):
+        cli.main(["train", "--regime", "finetune", "--init", data, "--data", data, "--out", str(root / "x2"), *common])
+    with pytest.raises(ValueError, match="did you mean 'robot_share'"):
+        cli.main(["train", "--regime", "scratch", "--data", data, "--out", str(root / "x3"), "--set", "robot_shar=1"])
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--regime", "cofinetun", "--data", data, "--out", str(root / "x4")])
+    assert "did you mean 'cofinetune'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_process_cofinetune_matches_single_process(runs):
+    """The real VLA on the real mixture under DDP (2 CPU processes, gloo): same losses as 1 process."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root, common = runs
+    argv = ["train", "--regime", "cofinetune", "--init", str(root / "pt"), "--data", str(root / "data"), *common]
+    argv += ["--steps", "2", "--batch-size", "8"]
+    assert cli.main([*argv, "--out", str(root / "one")]) == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launcher = [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes", "2"]
+    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launcher += ["--main_process_port", str(port), "-m", "rt2.cli"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [*launcher, *argv, "--out", str(root / "two")], capture_output=True, text=True, env=env, timeout=150
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "2 process(es)" in proc.stderr
+    assert _losses(root / "two") == pytest.approx(_losses(root / "one"), rel=1e-4)
+    assert (root / "two/checkpoints/step_00000002/rng_rank1.safetensors").is_file()
