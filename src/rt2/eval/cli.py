@@ -1,6 +1,8 @@
 """``rt2 eval``: closed-loop evaluation of one policy, or a paired A/B of two, on RT-2's suites.
 
     rt2 eval --policy oracle --suite seen --episodes 10 --out runs/eval_oracle          # ~5 s
+    rt2 eval --suite seen,emergent_symbols --episodes 5 --out runs/eval_default        # the shipped policy, ~2 min
+    rt2 eval --policy CKPT --quantize int8 --suite seen --out runs/eval_int8           # dynamic int8 on CPU
     rt2 eval --policy runs/repro/models/cofinetune-pali-tiny --suite all --episodes 50 --videos 2 --out runs/eval
     rt2 eval --policy A_DIR --policy B_DIR --suite unseen_objects,emergent_math --out runs/ab
 
@@ -54,8 +56,10 @@ def evaluate(
     out: str | Path,
     command: str | None = None,
     quiet: bool = False,
+    policy_kwargs: dict | None = None,
 ) -> dict:
-    """Run every policy on every suite (identical seeds), write all outputs to ``out``; -> the eval_info dict."""
+    """Run every policy on every suite (identical seeds), write all outputs to ``out``; -> the eval_info dict.
+    ``policy_kwargs`` go to ``Policy.from_pretrained`` for checkpoint specs (e.g. ``{"quantize": "int8"}``)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -85,7 +89,7 @@ def evaluate(
     )
     with Progress(*columns, disable=quiet, transient=False) as progress:
         for label, spec in zip(labels, policies, strict=True):
-            adapter = load_policy(spec) if isinstance(spec, str) else spec
+            adapter = load_policy(spec, **(policy_kwargs or {})) if isinstance(spec, str) else spec
             described[label] = {"spec": spec if isinstance(spec, str) else adapter.name, **adapter.describe()}
             bar = progress.add_task(f"{label}", total=total)
             rows[label] = []
@@ -137,7 +141,10 @@ def evaluate(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--policy", action="append", required=True, help="checkpoint dir or 'oracle'; give it twice for a paired A/B"
+        "--policy",
+        action="append",
+        default=None,
+        help="checkpoint dir or 'oracle'; give it twice for a paired A/B (default: the policy shipped with rt2)",
     )
     parser.add_argument("--suite", default="seen", help=f"'all' or comma-separated names: {', '.join(list_suites())}")
     parser.add_argument("--episodes", type=int, default=50, help="episodes per task (Language-Table: 50 per family)")
@@ -147,11 +154,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-envs", type=int, default=8, help="parallel envs stepped in lockstep (batch size)")
     parser.add_argument("--max-steps", type=int, default=200, help="step cap per episode (protocol: 200)")
     parser.add_argument("--stop-on-invalid", action="store_true", help="end an episode as failed on an invalid action")
+    parser.add_argument(
+        "--quantize", choices=("none", "int8"), default="none", help="dynamic int8 nn.Linear for checkpoint policies"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
+        if not args.policy:
+            from rt2.policy.default import resolve_policy
+
+            args.policy = [resolve_policy(None)]
         suites = resolve_suites(args.suite)
         config = RunConfig(
             episodes=args.episodes,
@@ -166,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"rt2 eval: error: {e}", file=sys.stderr)
         return 2
-    info = evaluate(args.policy, suites, config, args.out, quiet=args.quiet)
+    kwargs = {} if args.quantize == "none" else {"quantize": args.quantize}
+    info = evaluate(args.policy, suites, config, args.out, quiet=args.quiet, policy_kwargs=kwargs)
     for label, tables in info["results"].items():
         o = tables["overall"]
         print(

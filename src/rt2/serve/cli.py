@@ -1,4 +1,7 @@
-"""``rt2 serve --policy CKPT``: serve a policy checkpoint to robots over websockets.
+"""``rt2 serve [--policy CKPT]``: serve a policy checkpoint to robots over websockets.
+
+    rt2 serve                                   # the shipped default policy on ws://127.0.0.1:8000 (ready in ~2 s)
+    rt2 serve --policy runs/cft/final --quantize int8
 
 Binds 127.0.0.1:8000 by default. Any other interface needs ``--token`` (clients send
 ``Authorization: Bearer <token>``). SIGTERM/SIGINT shut down gracefully: stop listening, answer in-flight
@@ -19,7 +22,11 @@ from rt2.serve.server import PolicyServer, ServerConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", required=True, help="policy checkpoint directory (Policy.from_pretrained)")
+    parser.add_argument(
+        "--policy",
+        default=None,
+        help="policy checkpoint directory (Policy.from_pretrained); default: the policy shipped with rt2",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface; non-loopback requires --token")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (0: pick a free one)")
     parser.add_argument(
@@ -65,6 +72,8 @@ async def serve_until_signal(server: PolicyServer) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rt2.policy.default import resolve_policy  # imports torch (rt2.policy); keep `rt2 serve --help` light
+
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig(
         host=args.host,
@@ -78,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         config.validate()  # before loading a model: a refused bind should fail in milliseconds
-        policy = load_policy(args.policy, args.quantize, args.num_threads)
+        policy = load_policy(resolve_policy(args.policy), args.quantize, args.num_threads)
         server = PolicyServer(policy, config)
     except (ValueError, FileNotFoundError) as e:
         print(f"rt2 serve: error: {e}", file=sys.stderr)

@@ -1,4 +1,13 @@
-"""``rt2 run-robot --server ws://...``: the tabletop world as a remote robot (RT-2's deployment loop).
+"""``rt2 run-robot [--server ws://...]``: the tabletop world as a remote robot (RT-2's deployment loop).
+
+    rt2 run-robot                                        # in-process server with the shipped policy, 3 episodes
+    rt2 run-robot --policy runs/cft/final --quantize int8 --episodes 5
+    rt2 serve --port 8000 &  rt2 run-robot --server ws://127.0.0.1:8000     # a separate server process
+
+Without ``--server`` the command starts a :class:`~rt2.serve.server.ServerThread` on 127.0.0.1 (a free port) in
+this process with ``--policy`` (default: the policy shipped with rt2), so the robot still talks to the model
+over the real websocket protocol; with ``--server`` it connects to that server and ``--policy`` is refused (a
+remote server chooses its own policy). Runtime: ~20 s per 200-step episode at 10 Hz, plus ~2 s start-up.
 
 The robot owns the world and a camera; the model lives on a server. Each control tick: send the newest frame
 and the instruction, receive a checked action, apply it. A :class:`Watchdog` holds the robot still whenever
@@ -25,7 +34,15 @@ from rt2.serve.watchdog import Watchdog
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--server", default="ws://127.0.0.1:8000", help="policy server url")
+    parser.add_argument(
+        "--server",
+        default=None,
+        help="policy server url, e.g. ws://127.0.0.1:8000 (default: start an in-process server on 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--policy", default=None, help="checkpoint for the in-process server (default: the policy shipped with rt2)"
+    )
+    parser.add_argument("--quantize", choices=("none", "int8"), default="none", help="for the in-process server")
     parser.add_argument("--token", default=None, help="shared secret of the server (--token of rt2 serve)")
     parser.add_argument("--episodes", type=int, default=3)
     parser.add_argument("--family", default=None, help="task family for TabletopEnv.reset (default: env's mix)")
@@ -132,9 +149,37 @@ def run_episodes(
     }
 
 
+def _local_server(args: argparse.Namespace):
+    """Start an in-process loopback server with ``--policy`` (or the shipped policy); -> (started thread, path)."""
+    from rt2.policy.default import resolve_policy  # imports torch: only in this mode
+    from rt2.serve.cli import load_policy
+    from rt2.serve.server import ServerConfig, ServerThread
+
+    path = resolve_policy(args.policy)
+    policy = load_policy(path, args.quantize)
+    return ServerThread(policy, ServerConfig(host="127.0.0.1", port=0, token=args.token)).start(), path
+
+
 def run(args: argparse.Namespace) -> int:
     from rt2.sim import TabletopEnv  # the sim is heavier than the client; import only for this command
 
+    local = None
+    if args.server is None:
+        try:
+            local, path = _local_server(args)
+        except (ValueError, FileNotFoundError) as e:
+            print(f"rt2 run-robot: error: {e}", file=sys.stderr)
+            return 2
+        args.server = local.url
+        if not args.json:
+            print(f"rt2 run-robot: no --server given; serving {path} in-process on {local.url}")
+    elif args.policy is not None or args.quantize != "none":
+        print(
+            "rt2 run-robot: error: --policy/--quantize configure the in-process server; with --server the remote "
+            "server's own policy is used (start it with: rt2 serve --policy DIR)",
+            file=sys.stderr,
+        )
+        return 2
     client = PolicyClient(
         args.server,
         token=args.token,
@@ -164,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         client.close()
         env.close()
+        if local is not None:
+            local.stop()
     if args.json:
         print(json.dumps(summary))
     else:
