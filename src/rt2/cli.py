@@ -30,7 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("rt2.train.cli", "train a policy: --regime scratch | finetune | cofinetune (robot + web mixture)"),
     "oracle-table": ("rt2.sim.oracle_table", "measure the scripted oracle's success per task family (markdown table)"),
     "eval": ("rt2.eval.cli", "closed-loop success of a policy (or a paired A/B) on RT-2's suites, with CIs and videos"),
-    "reproduce": ("rt2.eval.reproduce", "the paper's experiment end to end: collect, pretrain, 3 regimes, eval, figures"),
+    "reproduce": (
+        "rt2.eval.reproduce",
+        "the paper's experiment end to end: collect, pretrain, 3 regimes, eval, figures",
+    ),
     "serve": ("rt2.serve.cli", "serve a policy to robots over websockets (micro-batched, token-protected)"),
     "run-robot": ("rt2.serve.robot", "drive the tabletop world as a remote robot through a policy server"),
 }
