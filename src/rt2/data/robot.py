@@ -27,6 +27,12 @@ thing in both. The robot side never teaches a web-only concept: episodes whose i
 (``rt2.data.web_concepts.find_web_only``) are skipped (``on_web_only="skip"``, counted in ``skipped``) or
 rejected (``"error"``). Augmentation (crop, colour jitter) is not done here: the trainer passes these raw frames
 through ``rt2.data.transforms.ImageTransform(augment=True)``, the same code path as inference.
+
+Other robots (``rt2.data.robot_columns``): an episode may carry several cameras (``images`` plus
+``extra_images``); an observation is then ``n_frames`` history steps, oldest first, each giving one frame per
+camera in camera order (so the model sees ``n_frames x cameras`` images). Without board geometry
+(``effector=None``) ``aux_effector`` is unavailable; ``on_web_only="keep"`` turns the web-only exclusion off
+(it is an experimental control for the tabletop world, meaningless for another robot's instructions).
 """
 
 from __future__ import annotations
@@ -54,15 +60,17 @@ GEOMETRIC_AUX: frozenset[str] = frozenset({"aux_effector"})  # grid answers: tra
 @dataclass(frozen=True)
 class RobotEpisode:
     """One demonstration. images uint8[T, H, W, 3] (frame t is seen before action t); labels int64[T, D] the
-    training "X Y" integers; effector float[T, 2] board metres; spec the TaskSpec (None if unknown)."""
+    training action integers; effector float[T, 2] board metres (None: not a tabletop robot); spec the TaskSpec
+    (None if unknown); extra_images: further cameras, each uint8[T, H_k, W_k, 3] (any size)."""
 
     images: np.ndarray
     labels: np.ndarray
-    effector: np.ndarray
+    effector: np.ndarray | None
     instruction: str
     success: bool = True
     spec: TaskSpec | None = None
     family: str = ""
+    extra_images: tuple[np.ndarray, ...] = ()
 
     def __post_init__(self) -> None:
         t = len(self.images)
@@ -72,13 +80,23 @@ class RobotEpisode:
             )
         if self.labels.ndim != 2 or len(self.labels) != t or not np.issubdtype(self.labels.dtype, np.integer):
             raise ValueError(f"episode labels must be int[T={t}, D], got {self.labels.dtype} {self.labels.shape}")
-        if self.effector.shape != (t, 2):
-            raise ValueError(f"episode effector must be float[T={t}, 2], got {self.effector.shape}")
+        if self.effector is not None and self.effector.shape != (t, 2):
+            raise ValueError(f"episode effector must be float[T={t}, 2] or None, got {self.effector.shape}")
+        object.__setattr__(self, "extra_images", tuple(self.extra_images))
+        for k, cam in enumerate(self.extra_images):
+            if cam.ndim != 4 or cam.shape[-1] != 3 or cam.dtype != np.uint8 or len(cam) != t:
+                raise ValueError(
+                    f"episode extra_images[{k}] must be uint8[T={t}, H, W, 3], got {cam.dtype} {cam.shape}"
+                )
         if not isinstance(self.instruction, str) or not self.instruction.strip():
             raise ValueError("episode instruction must be a non-empty str")
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def views(self, t: int) -> tuple[np.ndarray, ...]:
+        """The frame of every camera at step t, in camera order."""
+        return (self.images[t], *(cam[t] for cam in self.extra_images))
 
     def plan(self) -> str | None:
         """The sim's canonical plan sentence (referents resolved), or None without a TaskSpec."""
@@ -97,7 +115,9 @@ class RobotDataConfig:
     """n_frames: frames per action example (2 = Language-Table RT-2). cot_fraction: share of action examples
     written as chain of thought. success_only: keep only successful episodes for actions (failed ones still feed
     aux_success). aux_tasks/aux_size: which in-domain tasks, and the virtual length of RobotAux.
-    max_gap: the largest step gap asked in aux_timesteps. on_web_only: "skip" | "error"."""
+    max_gap: the largest step gap asked in aux_timesteps. on_web_only: "skip" | "error" | "keep" (no check: for
+    other robots' data, where the tabletop's web-only concepts are no experimental control). With several
+    cameras n_frames counts history steps; each step shows every camera."""
 
     n_frames: int = 2
     seed: int = 0
@@ -119,7 +139,7 @@ class RobotDataConfig:
             raise ValueError(f"aux tasks {PAIR_TASKS} show two frames; with n_frames=1 use aux_tasks=('aux_effector',)")
         if self.aux_size < 1 or self.max_gap < 1:
             raise ValueError("aux_size and max_gap must be >= 1")
-        board.check_name("on_web_only policy", self.on_web_only, ("skip", "error"))
+        board.check_name("on_web_only policy", self.on_web_only, ("skip", "error", "keep"))
 
     @staticmethod
     def preset(name: str) -> RobotDataConfig:
@@ -133,6 +153,8 @@ class RobotDataConfig:
 
 
 def _filter(episodes: Sequence[RobotEpisode], policy: str) -> tuple[list[RobotEpisode], int]:
+    if policy == "keep":
+        return list(episodes), 0
     kept, skipped = [], 0
     for i, ep in enumerate(episodes):
         found = find_web_only(ep.instruction) + find_web_only(ep.plan() or "")
@@ -151,13 +173,13 @@ def _filter(episodes: Sequence[RobotEpisode], policy: str) -> tuple[list[RobotEp
 
 
 def _frames(ep: RobotEpisode, t: int, n: int) -> tuple[np.ndarray, ...]:
-    """The n frames ending at t, oldest first; the first frame repeats before the episode starts."""
-    return tuple(ep.images[max(0, t - k)] for k in range(n - 1, -1, -1))
+    """The n steps ending at t, oldest first (every camera per step); the first step repeats before the start."""
+    return tuple(f for k in range(n - 1, -1, -1) for f in ep.views(max(0, t - k)))
 
 
 def _pair(ep: RobotEpisode, a: int, b: int, n: int) -> tuple[np.ndarray, ...]:
-    """n frames for a two-frame question: frame a repeated n-1 times, then frame b."""
-    return (ep.images[a],) * (n - 1) + (ep.images[b],)
+    """n steps for a two-frame question: step a repeated n-1 times, then step b (every camera per step)."""
+    return ep.views(a) * (n - 1) + ep.views(b)
 
 
 class RobotActions:
@@ -167,7 +189,7 @@ class RobotActions:
         self,
         episodes: Sequence[RobotEpisode],
         config: RobotDataConfig | None = None,
-        action_space: ActionSpace | None = None,
+        action_space: ActionSpace | ActionTokenizer | None = None,
         source: str = "robot",
     ) -> None:
         self.config = config or RobotDataConfig()
@@ -175,7 +197,10 @@ class RobotActions:
         self.episodes, self.skipped = _filter(eps, self.config.on_web_only)
         if not self.episodes:
             raise ValueError(f"no usable robot episodes (of {len(episodes)}: failures dropped, web-only skipped)")
-        self.tokenizer = ActionTokenizer(action_space or ActionSpace.language_table())
+        if isinstance(action_space, ActionTokenizer):
+            self.tokenizer = action_space  # e.g. from rt2.data.robot_columns (bins with NormStats)
+        else:
+            self.tokenizer = ActionTokenizer(action_space or ActionSpace.language_table())
         self.source = source
         self._starts = np.cumsum([0] + [len(e) for e in self.episodes])
         self._plans = [e.plan() for e in self.episodes]
@@ -222,6 +247,11 @@ class RobotAux:
         self.source = source
         self._success = [i for i, e in enumerate(self.episodes) if e.success]
         self._long = [i for i, e in enumerate(self.episodes) if len(e) >= 2]
+        if "aux_effector" in self.config.aux_tasks and any(e.effector is None for e in self.episodes):
+            raise ValueError(
+                "aux_effector needs the effector's board position, which these episodes lack (not tabletop data); "
+                f"use aux_tasks from {PAIR_TASKS} (n_frames >= 2)"
+            )
         self._tasks = [t for t in self.config.aux_tasks if t == "aux_effector" or self._long]
         if t_missing := [t for t in ("aux_instruction",) if t in self._tasks and not self._success]:
             self._tasks = [t for t in self._tasks if t not in t_missing]
@@ -267,28 +297,9 @@ class RobotAux:
 
 
 def load_episodes(path: str | os.PathLike, label_key: str = "action.label_int") -> list[RobotEpisode]:
-    """Read a LeRobot v3.0 dataset written by ``rt2 collect`` into RobotEpisodes (images decoded once)."""
-    from rt2.data.collect import task_spec_from_json
-    from rt2.data.lerobot import LeRobotDatasetReader
+    """Read a LeRobot v3.0 dataset written by ``rt2 collect`` into RobotEpisodes (images decoded once).
 
-    ds = LeRobotDatasetReader(path)
-    if label_key not in ds.features:
-        raise ValueError(f"{path} has no {label_key!r} column (features: {sorted(ds.features)}); pass label_key=")
-    metas = ds.episodes()
-    out: list[RobotEpisode] = []
-    for e, meta in enumerate(metas):
-        frames = ds.episode(e)
-        labels = np.asarray(frames[label_key], dtype=np.int64)
-        spec_json = meta.get("task_spec")
-        out.append(
-            RobotEpisode(
-                images=np.asarray(frames["observation.images.top"]),
-                labels=labels.reshape(len(labels), -1),
-                effector=np.asarray(frames["observation.state"], dtype=np.float64)[:, :2],
-                instruction=str(frames["task"]),
-                success=bool(meta.get("success", True)),
-                spec=task_spec_from_json(spec_json) if spec_json else None,
-                family=str(meta.get("family", "")),
-            )
-        )
-    return out
+    Other robots' datasets (cameras, float actions binned with NormStats): ``rt2.data.robot_columns``."""
+    from rt2.data.robot_columns import RobotColumns, open_robot_dataset
+
+    return open_robot_dataset(path, RobotColumns(action_key=label_key)).episodes

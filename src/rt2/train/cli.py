@@ -15,6 +15,16 @@ formats, then writes ``OUT/final/`` (a ``VLA.save_pretrained`` / ``Policy.from_p
     rt2 train --regime scratch    --data data/lt --out runs/scratch
     rt2 train ... --resume                                           # continue OUT bit-exactly
 
+Bring your own data (see ``rt2.train.sources`` for how the mixture weights combine)::
+
+    rt2 train --regime cofinetune --init runs/pretrain --data data/my_arm --out runs/arm \
+        --image-key observation.images.wrist --action-key action --frames 2 --web-data data/my_vqa:1
+    rt2 pretrain --out runs/pt --web-data data/my_vqa:2 --web-data data/captions   # + the built-in corpus
+
+``--data`` is any LeRobot v3.0 dataset with image features (``rt2.data.robot_columns``: float actions are
+binned over q01..q99, the NormStats go into the checkpoint); ``--web-data`` is a ``data.jsonl`` folder
+(``rt2.data.vqa_files``).
+
 Expected runtime on this machine (2 shared CPU cores, pali-tiny, bf16 autocast, batch 32), measured Nov 2026:
 start-up ~10 s (tokenizer corpus of 5000 rendered web items + BPE), then ~0.85 s/step at 1 thread under load
 (``OMP_NUM_THREADS=1``: 39 samples/s; the most stable setting here) or ~0.35 s/step on 2 idle threads. So the
@@ -66,6 +76,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--stop-after", type=int, help="stop after this step with a checkpoint (time-boxed sessions; --resume later)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
+    parser.add_argument(
+        "--web-data",
+        action="append",
+        default=[],
+        metavar="PATH[:WEIGHT]",
+        help="your own VQA/caption folder (data.jsonl + images, see rt2.data.vqa_files), a mixture source named "
+        "after the folder; repeatable. WEIGHT (default 1) is relative to --synthetic-web-weight: together they "
+        "split the web share of each batch (pretrain: all of it; cofinetune: 1 - robot_share - 0.1 aux)",
+    )
+    parser.add_argument(
+        "--synthetic-web-weight",
+        type=float,
+        default=1.0,
+        help="weight of rt2's built-in synthetic web corpus within the web share (0 = only --web-data)",
+    )
 
 
 def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,7 +113,38 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--init", type=Path, help="pretrained VLM: `rt2 pretrain` run dir or its final/ (finetune, cofinetune)"
     )
-    parser.add_argument("--data", type=Path, required=True, help="LeRobot v3 dataset folder (from `rt2 collect`)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="LeRobot v3.0 dataset folder: from `rt2 collect`, or any robot's (see --image-key, --action-key)",
+    )
+    g = parser.add_argument_group("robot dataset columns (rt2.data.robot_columns)")
+    g.add_argument(
+        "--image-key",
+        action="append",
+        metavar="KEY",
+        help="camera feature, e.g. observation.images.wrist; repeat for several cameras, in order (then --frames "
+        "= cameras x history). None: the dataset's only image feature (an error lists them if several)",
+    )
+    g.add_argument(
+        "--action-key",
+        metavar="KEY",
+        help="numeric action feature; None: action (action.label_int, written verbatim, for `rt2 collect` data)",
+    )
+    g.add_argument(
+        "--action-bins",
+        type=int,
+        default=256,
+        help="uniform bins per float action dimension, written as the integers 0..N-1 (at most 256)",
+    )
+    g.add_argument(
+        "--action-norm",
+        choices=("q01_q99", "min_max"),
+        default="q01_q99",
+        help="range the bins span per dimension, from the dataset's stats (q01_q99: OpenVLA/RT-2 style; values "
+        "outside are clipped to the edge bins and the clip rate is reported)",
+    )
     _common(parser)
     add_config_arguments(parser, default_preset=None)
 
@@ -102,28 +158,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         add_train_arguments(parser)
 
 
-def _build_model(regime: str, args: argparse.Namespace, cfg):
+def _build_model(regime: str, args: argparse.Namespace, cfg, robot):
+    """(vla, --init path or None, [(JsonlVQA, weight)]). ``robot``: the RobotData (None for pretrain), whose
+    ActionTokenizer the model writes actions with; the web folders are opened once the frame count is known."""
+    from rt2.data.prompts import action_prompt
     from rt2.models import VLA, TextTokenizer
-    from rt2.train.sources import build_fresh_model, resolve_init, tokenizer_corpus
+    from rt2.train.sources import adapt_action_codec, build_fresh_model, open_web_data, resolve_init, tokenizer_corpus
 
+    atok = robot.tokenizer if robot is not None else "language_table"
+    key = robot.norm_stats_key if robot is not None else None
     if regime in ("pretrain", "scratch"):
         if args.init is not None:
             raise ValueError(f"--regime {regime} starts from random weights; drop --init (or use finetune/cofinetune)")
+        web = open_web_data(args.web_data, args.frames)
         if cfg.model.startswith("hf"):
-            return build_fresh_model(cfg.model, None, args.frames), None
+            return build_fresh_model(cfg.model, None, args.frames, atok, key), None, web
         # The tokenizer is saved in OUT at the start, so --resume rebuilds exactly the same vocabulary.
         tok_path = args.out / "tokenizer.json"
         if args.resume and tok_path.is_file():
             tok = TextTokenizer.load(tok_path)
-        else:
-            tok = TextTokenizer.train(tokenizer_corpus(args.tokenizer_corpus, seed=cfg.seed), vocab_size=2048)
+        else:  # your own instructions and web text are part of the tokenizer corpus
+            extra = [t for vqa, _ in web for t in vqa.texts()]
+            extra += [action_prompt(t) for t in (robot.texts() if robot is not None else [])]
+            tok = TextTokenizer.train(tokenizer_corpus(args.tokenizer_corpus, seed=cfg.seed) + extra, vocab_size=2048)
             args.out.mkdir(parents=True, exist_ok=True)
             tok.save(tok_path)
-        return build_fresh_model(cfg.model, tok, args.frames), None
+        return build_fresh_model(cfg.model, tok, args.frames, atok, key), None, web
     if args.init is None:
         raise ValueError(f"--regime {regime} needs --init (the output of `rt2 pretrain`)")
     init = resolve_init(args.init)
-    return VLA.from_pretrained(init).train(), str(init)
+    vla = VLA.from_pretrained(init).train()
+    if robot is not None:
+        vla = adapt_action_codec(vla, robot.tokenizer, robot.norm_stats_key)
+    return vla, str(init), open_web_data(args.web_data, int(vla.backbone.n_frames))
 
 
 def _train(regime: str, args: argparse.Namespace) -> int:
@@ -140,7 +207,16 @@ def _train(regime: str, args: argparse.Namespace) -> int:
         torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
     args.init = getattr(args, "init", None)
-    vla, init = _build_model(regime, args, cfg)
+    if regime in ("scratch", "finetune") and args.web_data:
+        raise ValueError(f"--web-data mixes web data into training; --regime {regime} is robot-only (use cofinetune)")
+    robot = None
+    if regime != "pretrain":
+        from rt2.data.robot_columns import RobotColumns
+        from rt2.train.sources import load_robot_data
+
+        columns = RobotColumns(tuple(args.image_key or ()), args.action_key, None, args.action_bins, args.action_norm)
+        robot = load_robot_data(args.data, regime, columns)
+    vla, init, web = _build_model(regime, args, cfg, robot)
     if init is not None:  # the architecture comes from --init; record it so config.json tells the truth
         cfg = dataclasses.replace(cfg, model=vla.config.backbone)
     bb = vla.backbone
@@ -151,6 +227,9 @@ def _train(regime: str, args: argparse.Namespace) -> int:
         data=getattr(args, "data", None),
         robot_share=cfg.robot_share,
         seed=cfg.seed,
+        robot=robot,
+        web_data=web,
+        synthetic_web_weight=args.synthetic_web_weight,
     )
     info.update(
         init=init, model=cfg.model, params=sum(p.numel() for p in {id(p): p for p in vla.parameters()}.values())
@@ -171,6 +250,14 @@ def _train(regime: str, args: argparse.Namespace) -> int:
             f"{cfg.batch_size} ({trainer.acc.num_processes} process(es), {trainer.precision}) -> {args.out}",
             file=sys.stderr,
         )
+        if "clip_rate" in info:
+            print(
+                f"rt2 {regime}: cameras {info['image_keys']}, actions {info['action_tokens']} "
+                f"(clip rate {info['clip_rate']:.2%}, per dimension {info['clip_rate_per_dim']})",
+                file=sys.stderr,
+            )
+        if "robot_aux" in info:
+            print(f"rt2 {regime}: robot_aux {info['robot_aux']}", file=sys.stderr)
     try:
         result = trainer.fit(resume=args.resume, until=args.stop_after)
     finally:

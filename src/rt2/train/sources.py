@@ -9,6 +9,16 @@ finetune       ``--init`` (pretrained)     ``robot`` only
 cofinetune     ``--init`` (pretrained)     ``robot`` / ``robot_aux`` / ``web`` = robot_share / 10 % / rest
 =============  ==========================  =====================================================================
 
+Bring your own data. ``--data`` may be any robot's LeRobot v3.0 dataset: ``rt2.data.robot_columns`` maps its
+cameras and action column (float actions become 256 bins over q01..q99 with the dataset's NormStats, which the
+model then carries); a model from ``--init`` gets that action codec swapped in (:func:`adapt_action_codec`).
+Other robots have no board geometry, so ``robot_aux`` holds only the two-frame questions (history >= 2) and is
+absent with one frame. ``--web-data PATH[:WEIGHT]`` adds a ``rt2.data.vqa_files.JsonlVQA`` folder as a source
+named after the folder: the *web share* of each batch (all of it in ``pretrain``; what ``robot_share`` and the
+aux 10 % leave in ``cofinetune``) is split between the built-in corpus (weight ``synthetic_web_weight``, default
+1; 0 drops it) and each folder (its WEIGHT, default 1) in proportion to the weights. Example: cofinetune with
+``robot_share`` 0.5 and ``--web-data vqa:3`` gives robot 0.5, robot_aux 0.1, web 0.1, vqa 0.3.
+
 The tokenizer is trained on the web corpus text plus every instruction template of the simulated tasks and the
 prompt formats (``rt2.data.prompts``), so robot prompts tokenize into known pieces even though pre-training
 never sees a robot episode.
@@ -16,10 +26,14 @@ never sees a robot episode.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+RESERVED_SOURCES = ("robot", "robot_aux", "web")
 
 REGIMES = ("pretrain", "scratch", "finetune", "cofinetune")
 
@@ -76,17 +90,83 @@ def tokenizer_corpus(n_web: int = 5000, n_scenes: int = 40, seed: int = 0) -> li
     return texts + instruction_corpus(n_scenes, seed)
 
 
-def build_fresh_model(model: str, tokenizer: Any, n_frames: int):
-    """A randomly initialised VLA on the Language-Table action space. ``tokenizer``: a trained
-    ``rt2.models.TextTokenizer`` for the built-in backbones; None for HF backbones (they bring their own)."""
+def build_fresh_model(
+    model: str, tokenizer: Any, n_frames: int, action_space: Any = "language_table", norm_stats_key: str | None = None
+):
+    """A randomly initialised VLA. ``tokenizer``: a trained ``rt2.models.TextTokenizer`` for the built-in
+    backbones; None for HF backbones (they bring their own). ``action_space``: a preset name or an
+    ActionTokenizer (e.g. ``RobotData.tokenizer``, whose NormStats are saved under ``norm_stats_key``)."""
     from rt2.models import VLA
 
-    overrides: dict[str, Any] = {"n_frames": n_frames}
+    kw: dict[str, Any] = {"n_frames": n_frames, "action_space": action_space, "norm_stats_key": norm_stats_key}
     if model.startswith("hf"):
-        return VLA.build(model, None, action_space="language_table", **overrides)
+        return VLA.build(model, None, **kw)
     if tokenizer is None:
         raise ValueError(f"{model} needs a text tokenizer (TextTokenizer.train on tokenizer_corpus())")
-    return VLA.build(model, tokenizer, action_space="language_table", **overrides)
+    return VLA.build(model, tokenizer, **kw)
+
+
+def adapt_action_codec(vla: Any, action_tokenizer: Any, norm_stats_key: str | None):
+    """``vla`` (e.g. from ``--init``) writing actions with ``action_tokenizer``: unchanged when it already does,
+    else the same backbone with a new numeric ActionVocab (the integers 0..255 and -10..10 are text tokens)."""
+    import dataclasses
+
+    from rt2.actions import ActionVocab
+    from rt2.models import VLA
+
+    if vla.action_tokenizer.to_dict() == action_tokenizer.to_dict() and vla.config.norm_stats_key == norm_stats_key:
+        return vla
+    if vla.vocab.strategy != "numeric":
+        raise ValueError(
+            f"--init writes actions with a {vla.vocab.strategy!r} action vocab, which cannot be re-targeted to "
+            f"this dataset's action space {list(action_tokenizer.space.names)}; pre-train with the numeric vocab"
+        )
+    vocab = ActionVocab.numeric(vla.backbone.tokenizer, action_tokenizer)
+    config = dataclasses.replace(vla.config, norm_stats_key=norm_stats_key)
+    return VLA(vla.backbone, action_tokenizer, vocab, config).train(vla.training)
+
+
+def load_robot_data(data: str | Path | None, regime: str, columns: Any = None):
+    """``rt2.data.robot_columns.RobotData`` of ``--data`` (any robot's LeRobot v3.0 dataset)."""
+    from rt2.data.robot_columns import open_robot_dataset
+
+    if data is None:
+        raise ValueError(f"--regime {regime} needs --data DIR (a LeRobot v3.0 dataset, e.g. from `rt2 collect`)")
+    if not Path(data).is_dir():
+        raise FileNotFoundError(f"--data {data}: no such directory (create one with `rt2 collect --out {data}`)")
+    return open_robot_dataset(data, columns)
+
+
+def parse_web_data(spec: str) -> tuple[Path, float]:
+    """``PATH[:WEIGHT]`` -> (path, weight); weight defaults to 1 and must be > 0."""
+    head, sep, tail = spec.rpartition(":")
+    path, weight = (head, tail) if sep and re.fullmatch(r"[0-9.eE+-]+", tail) else (spec, "1")
+    try:
+        w = float(weight)
+    except ValueError:
+        raise ValueError(f"--web-data {spec!r}: weight {weight!r} is not a number (PATH[:WEIGHT])") from None
+    if not (np.isfinite(w) and w > 0):
+        raise ValueError(f"--web-data {spec!r}: weight must be > 0, got {w}")
+    return Path(path), w
+
+
+def open_web_data(specs: Sequence[str | tuple[Any, float]], n_frames: int) -> list[tuple[Any, float]]:
+    """(JsonlVQA, weight) per ``--web-data`` spec; source names must be distinct and not robot/robot_aux/web."""
+    from rt2.data.vqa_files import JsonlVQA
+
+    out: list[tuple[Any, float]] = []
+    for spec in specs:
+        src, w = parse_web_data(spec) if isinstance(spec, str) else spec
+        vqa = src if isinstance(src, JsonlVQA) else JsonlVQA(src, n_frames=n_frames)
+        taken = {v.source: v for v, _ in out}
+        if vqa.source in RESERVED_SOURCES or vqa.source in taken:
+            other = f"{taken[vqa.source].file}" if vqa.source in taken else "a built-in source"
+            raise ValueError(
+                f"--web-data {vqa.file}: source name {vqa.source!r} (the folder's name) clashes with {other}; "
+                "rename the folder"
+            )
+        out.append((vqa, w))
+    return out
 
 
 def resolve_init(path: str | Path) -> Path:
@@ -102,35 +182,77 @@ def resolve_init(path: str | Path) -> Path:
 
 
 def build_sources(
-    regime: str, *, image_size: tuple[int, int], n_frames: int, data: str | Path | None, robot_share: float, seed: int
+    regime: str,
+    *,
+    image_size: tuple[int, int],
+    n_frames: int,
+    data: str | Path | None,
+    robot_share: float,
+    seed: int,
+    robot: Any = None,
+    columns: Any = None,
+    web_data: Sequence[str | tuple[Any, float]] = (),
+    synthetic_web_weight: float = 1.0,
 ) -> tuple[dict[str, Any], dict[str, float], dict]:
-    """(sources, weights, info) for :class:`rt2.data.mixture.MixtureSampler`; ``info`` is JSON for the export."""
+    """(sources, weights, info) for :class:`rt2.data.mixture.MixtureSampler`; ``info`` is JSON for the export.
+
+    ``robot``: a loaded ``RobotData`` (else ``data`` is opened with ``columns``); ``web_data``: ``PATH[:WEIGHT]``
+    strings or (JsonlVQA | path, weight) pairs; see the module doc for how the weights combine."""
     from rt2.data.mixture import rt2_weights
     from rt2.data.web import WebCorpus, WebCorpusConfig
 
     if regime not in REGIMES:
         raise ValueError(f"regime must be one of {REGIMES}, got {regime!r}")
+    if not (np.isfinite(synthetic_web_weight) and synthetic_web_weight >= 0):
+        raise ValueError(f"--synthetic-web-weight must be >= 0, got {synthetic_web_weight}")
     info: dict[str, Any] = {"regime": regime}
     sources: dict[str, Any] = {}
     if regime in ("scratch", "finetune", "cofinetune"):
-        from rt2.data.robot import RobotActions, RobotAux, RobotDataConfig, load_episodes
+        from rt2.data.robot import PAIR_TASKS, RobotActions, RobotAux, RobotDataConfig
 
-        if data is None:
-            raise ValueError(f"--regime {regime} needs --data DIR (a LeRobot dataset written by `rt2 collect`)")
-        if not Path(data).is_dir():
-            raise FileNotFoundError(f"--data {data}: no such directory (create one with `rt2 collect --out {data}`)")
-        aux = ("aux_effector",) if n_frames < 2 else RobotDataConfig().aux_tasks
-        rcfg = RobotDataConfig(n_frames=n_frames, seed=seed, aux_tasks=aux)
-        episodes = load_episodes(data)
-        sources["robot"] = RobotActions(episodes, rcfg)
-        info.update(data=str(data), episodes=len(episodes), robot_frames=len(sources["robot"]))
+        robot = robot if robot is not None else load_robot_data(data, regime, columns)
+        if n_frames % robot.n_cameras:
+            raise ValueError(
+                f"{robot.n_cameras} cameras {list(robot.columns.image_keys)} need frames per observation to be a "
+                f"multiple of {robot.n_cameras} (cameras x history steps); the model takes {n_frames} (--frames)"
+            )
+        history = n_frames // robot.n_cameras
+        if robot.tabletop:
+            aux = ("aux_effector",) if history < 2 else RobotDataConfig().aux_tasks
+            rcfg = RobotDataConfig(n_frames=history, seed=seed, aux_tasks=aux)
+        else:  # no board geometry; the tabletop's web-only concept control does not apply to another robot
+            aux = PAIR_TASKS if history >= 2 else ()
+            rcfg = RobotDataConfig(n_frames=history, seed=seed, aux_tasks=aux, on_web_only="keep")
+        sources["robot"] = RobotActions(robot.episodes, rcfg, action_space=robot.tokenizer)
+        info.update(robot.info, data=str(data or robot.info["dataset"]), robot_frames=len(sources["robot"]))
         if regime == "cofinetune":
-            sources["robot_aux"] = RobotAux(episodes, rcfg)
+            if aux:
+                sources["robot_aux"] = RobotAux(robot.episodes, rcfg)
+            else:
+                info["robot_aux"] = "none: other robots' aux questions show two frames; use --frames 2 x cameras"
+    web_parts: dict[str, float] = {}
     if regime in ("pretrain", "cofinetune"):
-        sources["web"] = WebCorpus(WebCorpusConfig(seed=seed, image_size=tuple(image_size), n_frames=n_frames))
+        if synthetic_web_weight > 0:
+            sources["web"] = WebCorpus(WebCorpusConfig(seed=seed, image_size=tuple(image_size), n_frames=n_frames))
+            web_parts["web"] = float(synthetic_web_weight)
+        for vqa, w in open_web_data(web_data, n_frames):
+            sources[vqa.source], web_parts[vqa.source] = vqa, w
+            info.setdefault("web_data", {})[vqa.source] = {"path": str(vqa.file), "rows": len(vqa), "weight": w}
+        if not web_parts:
+            raise ValueError("--synthetic-web-weight 0 leaves no web data; add --web-data PATH[:WEIGHT]")
+    elif web_data:
+        raise ValueError(f"--web-data mixes web data into training; --regime {regime} is robot-only (use cofinetune)")
+    total = sum(web_parts.values())
     if regime == "cofinetune":
-        weights = rt2_weights(robot_share)
+        base = rt2_weights(robot_share, None if "robot_aux" in sources else 0.0)
+        web_share = base.pop("web")
+        if web_share <= 0 and web_data:
+            raise ValueError(f"robot_share {robot_share} leaves no room for --web-data; lower --robot-share")
+        weights = {k: v for k, v in base.items() if k in sources}
+        weights.update({k: web_share * w / total for k, w in web_parts.items()})
+    elif regime == "pretrain":
+        weights = {k: w / total for k, w in web_parts.items()}
     else:
-        weights = {next(iter(sources)): 1.0}
+        weights = {"robot": 1.0}
     info["weights"] = weights
     return sources, weights, info
