@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("rt2.train.cli", "train a policy: --regime scratch | finetune | cofinetune (robot + web mixture)"),
     "oracle-table": ("rt2.sim.oracle_table", "measure the scripted oracle's success per task family (markdown table)"),
     "eval": ("rt2.eval.cli", "closed-loop success of a policy (or a paired A/B) on RT-2's suites, with CIs and videos"),
+    "vqa": ("rt2.eval.vqa", "held-out web-corpus VQA accuracy of a VLM per task type, with Wilson CIs vs chance"),
     "reproduce": (
         "rt2.eval.reproduce",
         "the paper's experiment end to end: collect, pretrain, 3 regimes, eval, figures",
