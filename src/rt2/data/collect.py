@@ -49,6 +49,7 @@ import numpy as np
 
 from rt2.data.lerobot import Episode as LeRobotEpisode
 from rt2.data.lerobot import LeRobotWriter, PreparedEpisode, prepare_episode
+from rt2.data.progress import eta_progress
 from rt2.sim import FAMILIES, LANGUAGES, LT_FAMILIES, SCENE_PRESETS, SPLITS, TaskSpec
 from rt2.sim.board import MAX_UNITS, UNIT_M
 
@@ -267,14 +268,6 @@ def collect(
 ) -> CollectSummary:
     """Collect ``config.episodes`` oracle episodes into a LeRobot v3.0 dataset at ``out`` (atomic)."""
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
@@ -284,10 +277,10 @@ def collect(
     attempts, successes = dict.fromkeys(config.families, 0), dict.fromkeys(config.families, 0)
     extra = {"generator": "rt2 collect", "config": dataclasses.asdict(config), "quotas": quotas,
              "training_label": "action.label_int", "action_units_m": UNIT_M}  # fmt: skip
-    columns = [TextColumn("[bold]collect"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
-               TimeElapsedColumn(), TimeRemainingColumn()]  # fmt: skip
     with (
-        Progress(*columns, console=Console(stderr=True), disable=not progress) as bar,
+        eta_progress(
+            "[bold]collect", note="{task.fields[note]}", console=Console(stderr=True), disable=not progress
+        ) as bar,
         LeRobotWriter(
             out,
             features(config.image_size),

@@ -8,151 +8,48 @@ agree. Noun phrases carry gender and French elision ("l'étoile verte") so trans
 
 from __future__ import annotations
 
-from rt2.sim import board
+from rt2.sim import board, lexicon
 
-LANGUAGES: tuple[str, ...] = ("en", "es", "fr")
+# The robot instructions' lexicon already names the languages, colours, shapes, icons and digits; the web corpus
+# takes those words from it so a caption and an instruction can never disagree on what a thing is called.
+LANGUAGES: tuple[str, ...] = lexicon.LANGUAGES
 LANGUAGE_NAMES: dict[str, str] = {"en": "English", "es": "Spanish", "fr": "French"}
 
-NUMBER_WORDS: dict[str, list[str]] = {
-    "en": [
-        "zero",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "thirteen",
-        "fourteen",
-        "fifteen",
-        "sixteen",
-        "seventeen",
-        "eighteen",
-        "nineteen",
-        "twenty",
-    ],
-    "es": [
-        "cero",
-        "uno",
-        "dos",
-        "tres",
-        "cuatro",
-        "cinco",
-        "seis",
-        "siete",
-        "ocho",
-        "nueve",
-        "diez",
-        "once",
-        "doce",
-        "trece",
-        "catorce",
-        "quince",
-        "dieciséis",
-        "diecisiete",
-        "dieciocho",
-        "diecinueve",
-        "veinte",
-    ],
-    "fr": [
-        "zéro",
-        "un",
-        "deux",
-        "trois",
-        "quatre",
-        "cinq",
-        "six",
-        "sept",
-        "huit",
-        "neuf",
-        "dix",
-        "onze",
-        "douze",
-        "treize",
-        "quatorze",
-        "quinze",
-        "seize",
-        "dix-sept",
-        "dix-huit",
-        "dix-neuf",
-        "vingt",
-    ],
+# Digit targets only need 0..9 (``lexicon.NUMBER_WORDS``); captions count blocks and answers go up to twenty.
+_TEN_TO_TWENTY: dict[str, tuple[str, ...]] = {
+    "en": ("ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen")
+    + ("nineteen", "twenty"),
+    "es": ("diez", "once", "doce", "trece", "catorce", "quince", "dieciséis", "diecisiete", "dieciocho")
+    + ("diecinueve", "veinte"),
+    "fr": ("dix", "onze", "douze", "treize", "quatorze", "quinze", "seize", "dix-sept", "dix-huit", "dix-neuf")
+    + ("vingt",),
 }
+NUMBER_WORDS: dict[str, list[str]] = {lang: [*lexicon.NUMBER_WORDS[lang], *_TEN_TO_TWENTY[lang]] for lang in LANGUAGES}
 MAX_NUMBER_WORD = 20
 
 # colour -> (masculine, feminine)
-COLOUR_WORDS: dict[str, dict[str, tuple[str, str]]] = {
-    "en": {c: (c, c) for c in board.COLOURS},
-    "es": {
-        "red": ("rojo", "roja"),
-        "blue": ("azul", "azul"),
-        "green": ("verde", "verde"),
-        "yellow": ("amarillo", "amarilla"),
-        "purple": ("morado", "morada"),
-        "orange": ("naranja", "naranja"),
-    },
-    "fr": {
-        "red": ("rouge", "rouge"),
-        "blue": ("bleu", "bleue"),
-        "green": ("vert", "verte"),
-        "yellow": ("jaune", "jaune"),
-        "purple": ("violet", "violette"),
-        "orange": ("orange", "orange"),
-    },
-}
+COLOUR_WORDS: dict[str, dict[str, tuple[str, str]]] = lexicon.COLOUR_WORDS
+
+
+def _nouns(lang: str) -> dict[str, tuple[str, str]]:
+    """Shapes, icons (their first, plainest name; the heart icon as "icon_heart") and the block/number/robot nouns."""
+
+    def pair(np_: lexicon.NP) -> tuple[str, str]:
+        return (np_.text, np_.gender)
+
+    icons = lexicon.ICON_WORDS[lang]
+    return {
+        **{s: pair(lexicon.SHAPE_WORDS[lang][s]) for s in board.SHAPES},
+        **{k: pair(icons[k][0]) for k in ("arrow", "cross", "face", "face_glasses")},
+        "icon_heart": pair(icons["heart"][0]),
+        "block": pair(lexicon.BLOCK_WORD[lang]),
+        "number": (lexicon.DIGIT_NOUN[lang], "m"),
+        "robot": ("robot", "m"),
+    }
+
 
 # noun -> (word, gender "m"/"f"); shapes of blocks, icons, and the robot / block / number nouns
-NOUNS: dict[str, dict[str, tuple[str, str]]] = {
-    "en": {
-        **{s: (s, "m") for s in board.SHAPES},
-        "arrow": ("arrow", "m"),
-        "cross": ("cross", "m"),
-        "face": ("face", "m"),
-        "face_glasses": ("face with glasses", "m"),
-        "icon_heart": ("heart", "m"),
-        "block": ("block", "m"),
-        "number": ("number", "m"),
-        "robot": ("robot", "m"),
-    },
-    "es": {
-        "moon": ("luna", "f"),
-        "cube": ("cubo", "m"),
-        "star": ("estrella", "f"),
-        "pentagon": ("pentágono", "m"),
-        "triangle": ("triángulo", "m"),
-        "heart": ("corazón", "m"),
-        "arrow": ("flecha", "f"),
-        "cross": ("cruz", "f"),
-        "face": ("cara", "f"),
-        "face_glasses": ("cara con gafas", "f"),
-        "icon_heart": ("corazón", "m"),
-        "block": ("bloque", "m"),
-        "number": ("número", "m"),
-        "robot": ("robot", "m"),
-    },
-    "fr": {
-        "moon": ("lune", "f"),
-        "cube": ("cube", "m"),
-        "star": ("étoile", "f"),
-        "pentagon": ("pentagone", "m"),
-        "triangle": ("triangle", "m"),
-        "heart": ("cœur", "m"),
-        "arrow": ("flèche", "f"),
-        "cross": ("croix", "f"),
-        "face": ("visage", "m"),
-        "face_glasses": ("visage avec des lunettes", "m"),
-        "icon_heart": ("cœur", "m"),
-        "block": ("bloc", "m"),
-        "number": ("chiffre", "m"),
-        "robot": ("robot", "m"),
-    },
-}
+NOUNS: dict[str, dict[str, tuple[str, str]]] = {lang: _nouns(lang) for lang in LANGUAGES}
 ARTICLES: dict[str, dict[str, str]] = {
     "en": {"m": "the", "f": "the"},
     "es": {"m": "el", "f": "la"},

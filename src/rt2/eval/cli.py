@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import rt2
+from rt2.data.progress import eta_progress
 from rt2.eval import report
 from rt2.eval.runner import PolicyAdapter, RunConfig, load_policy, run_suite
 from rt2.eval.stats import paired_tables, result_tables
@@ -60,15 +61,6 @@ def evaluate(
 ) -> dict:
     """Run every policy on every suite (identical seeds), write all outputs to ``out``; -> the eval_info dict.
     ``policy_kwargs`` go to ``Policy.from_pretrained`` for checkpoint specs (e.g. ``{"quantize": "int8"}``)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     if not 1 <= len(policies) <= 2:
         raise ValueError(f"give one policy, or two for a paired A/B comparison; got {len(policies)}")
     out = Path(out)
@@ -80,14 +72,7 @@ def evaluate(
     videos: list[dict] = []
     described = {}
     total = sum(len(s.tasks) for s in suites) * config.episodes
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, disable=quiet, transient=False) as progress:
+    with eta_progress("{task.description}", disable=quiet, transient=False) as progress:
         for label, spec in zip(labels, policies, strict=True):
             adapter = load_policy(spec, **(policy_kwargs or {})) if isinstance(spec, str) else spec
             described[label] = {"spec": spec if isinstance(spec, str) else adapter.name, **adapter.describe()}

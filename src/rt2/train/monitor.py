@@ -15,6 +15,8 @@ import json
 import math
 from typing import Any
 
+from rt2.data.progress import eta_progress
+
 
 class RunLogger:
     """TensorBoard scalars + metrics.jsonl on the main process; metrics averaged over all processes."""
@@ -69,24 +71,7 @@ def progress_bar(enabled: bool, total: int, start: int):
     if not enabled:
         yield lambda step, loss: None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("[bold]train"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    ) as prog:
+    with eta_progress("[bold]train", note="loss {task.fields[loss]}", eta_label="ETA") as prog:
         task = prog.add_task("train", total=total, completed=start, loss="-")
 
         def update(step: int, loss: float) -> None:

@@ -1,0 +1,289 @@
+"""The validating LeRobot v3.0 reader: checks a dataset on open, naming the file and field of any defect.
+
+Reads datasets with image (not video) features, whoever wrote them (``rt2 collect`` or LeRobot itself);
+``meta/`` is read and checked by ``rt2.data.lerobot_format``, the data files here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rt2.data.lerobot_format import (
+    DatasetFormatError,
+    format_error,
+    read_episodes,
+    read_info,
+    read_stats,
+    read_tasks,
+)
+
+
+class LeRobotDatasetReader:
+    """Reads a LeRobot v3.0 dataset with image (not video) features, validating it on open.
+
+    Numeric columns are read once into read-only numpy arrays (``[N, *shape]``; shape-(1,) features ``[N]``);
+    PNG bytes stay in the memory-mapped parquet buffers and are decoded on access, or all at once into
+    ``uint8[N, H, W, 3]`` by :meth:`cache_images` (``cache_images=True``) when training speed matters more
+    than memory.
+
+        ds = LeRobotDatasetReader("demo_data")
+        len(ds), ds.num_episodes, ds.fps, ds.features, ds.stats, ds.tasks
+        item = ds[i]          # {feature: np scalar | float32[D] | uint8[H, W, 3], "task": str}
+        ep = ds.episode(e)    # {feature: [T, ...] arrays, images uint8[T, H, W, 3], "task": str}
+        ds.episodes()         # per-episode metadata dicts (length, tasks, success, ...)
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, cache_images: bool = False) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(
+                f"dataset folder {self.root} does not exist; create one with `rt2 collect --out {self.root}`"
+            )
+        self.info = read_info(self.root)
+        self.features: dict[str, dict[str, Any]] = self.info["features"]
+        self.fps = int(self.info["fps"])
+        self.image_keys = [k for k, ft in self.features.items() if ft["dtype"] == "image"]
+        self.tasks = read_tasks(self.root, self.info)
+        self._episodes_table = read_episodes(self.root, self.info)
+        self._episodes = [
+            {k: v for k, v in row.items() if not k.startswith("stats/")} for row in self._episodes_table.to_pylist()
+        ]
+        self.stats = read_stats(self.root)
+        self._arrays: dict[str, np.ndarray] = {}
+        self._images: dict[str, list[pa.BinaryArray]] = {k: [] for k in self.image_keys}
+        self._file_starts: list[int] = []
+        self._files: list[Path] = []
+        self._load_data()
+        self._cache: dict[str, np.ndarray] = {}
+        if cache_images:
+            self.cache_images()
+
+    # ---- access ---------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.info["total_frames"])
+
+    @property
+    def num_frames(self) -> int:
+        return len(self)
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self._episodes)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        i = self._check_index(i, len(self), "frame")
+        item: dict[str, Any] = {
+            k: (self.image(k, i) if k in self._images else self._arrays[k][i]) for k in self.features
+        }
+        item["task"] = self.tasks[int(self._arrays["task_index"][i])]
+        return item
+
+    def column(self, name: str) -> np.ndarray:
+        """Read-only numeric column: ``[N, *shape]`` (``[N]`` for shape-(1,) features)."""
+        if name not in self._arrays:
+            raise KeyError(f"no numeric feature {name!r}; numeric features: {sorted(self._arrays)}")
+        return self._arrays[name]
+
+    def image(self, key: str, i: int) -> np.ndarray:
+        """uint8[H, W, 3] frame ``i`` of image feature ``key`` (decoded now unless cached)."""
+        if key in self._cache:
+            return self._cache[key][i]
+        f = int(np.searchsorted(self._file_starts, i, side="right")) - 1
+        data = self._images[key][f][i - self._file_starts[f]].as_py()
+        where = f"{self._files[f]}: column {key!r}, row {i - self._file_starts[f]}"
+        if data is None:
+            raise DatasetFormatError(f"{where}: image bytes are null (externally stored images are not supported)")
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if img is None:
+            raise DatasetFormatError(f"{where}: bytes are not a decodable image")
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        if list(img.shape) != list(self.features[key]["shape"]):
+            raise DatasetFormatError(
+                f"{where}: image has shape {list(img.shape)} but meta/info.json declares {self.features[key]['shape']}"
+            )
+        return img
+
+    def cache_images(self, keys: Iterable[str] | None = None) -> None:
+        """Decode every frame of ``keys`` (default: all image features) into one read-only uint8 array."""
+        for key in self.image_keys if keys is None else keys:
+            if key not in self._images:
+                raise KeyError(f"no image feature {key!r}; image features: {self.image_keys}")
+            if key not in self._cache:
+                arr = np.empty((len(self), *self.features[key]["shape"]), np.uint8)
+                for i in range(len(self)):
+                    arr[i] = self.image(key, i)
+                arr.flags.writeable = False
+                self._cache[key] = arr
+
+    def episodes(self) -> list[dict[str, Any]]:
+        """Per-episode metadata (episodes parquet without ``stats/*``): one dict per episode, in order."""
+        return [dict(e) for e in self._episodes]
+
+    def episode_range(self, e: int) -> range:
+        ep = self._episodes[self._check_index(e, self.num_episodes, "episode")]
+        return range(ep["dataset_from_index"], ep["dataset_to_index"])
+
+    def episode(self, e: int) -> dict[str, Any]:
+        """All frames of episode ``e``: ``{feature: [T, ...] array, image: uint8[T, H, W, 3], "task": str}``."""
+        r = self.episode_range(e)
+        out: dict[str, Any] = {}
+        for k in self.features:
+            if k in self._images:
+                out[k] = (
+                    self._cache[k][r.start : r.stop] if k in self._cache else np.stack([self.image(k, i) for i in r])
+                )
+            else:
+                out[k] = self._arrays[k][r.start : r.stop]
+        out["task"] = self._episodes[e]["tasks"][0]
+        return out
+
+    def episode_stats(self, e: int) -> dict[str, dict[str, np.ndarray]]:
+        """The per-episode stats stored in the episodes parquet, as numpy arrays."""
+        row = self._episodes_table.slice(self._check_index(e, self.num_episodes, "episode"), 1).to_pylist()[0]
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for k, v in row.items():
+            if k.startswith("stats/"):
+                feat, stat = k[len("stats/") :].rsplit("/", 1)
+                out.setdefault(feat, {})[stat] = np.asarray(v)
+        return out
+
+    def norm_stats(self, key: str = "action"):
+        """``rt2.actions.NormStats`` of a numeric feature over all frames (exact), for action normalization."""
+        from rt2.actions.stats import NormStats
+
+        col = self.column(key)
+        return NormStats.from_actions(col.reshape(len(col), -1), names=self.features[key].get("names"))
+
+    def __repr__(self) -> str:
+        return f"LeRobotDatasetReader({str(self.root)!r}, episodes={self.num_episodes}, frames={len(self)}, features={list(self.features)})"
+
+    # ---- loading and validation -----------------------------------------------------------------------------
+    @staticmethod
+    def _check_index(i: int, n: int, what: str) -> int:
+        i = int(i)
+        if not -n <= i < n:
+            raise IndexError(f"{what} index {i} out of range for {n} {what}s")
+        return i % n
+
+    def _err(self, rel: str, msg: str) -> DatasetFormatError:
+        return format_error(self.root, rel, msg)
+
+    def _load_data(self) -> None:
+        files: list[tuple[int, int]] = []
+        for ep in self._episodes:
+            key = (ep["data/chunk_index"], ep["data/file_index"])
+            if not files or files[-1] != key:
+                if key in files:
+                    raise self._err(
+                        "meta/episodes", f"episode {ep['episode_index']}: data file {key} is not contiguous"
+                    )
+                files.append(key)
+        rels = [self.info["data_path"].format(chunk_index=c, file_index=f) for c, f in files]
+        on_disk = {p.relative_to(self.root).as_posix() for p in (self.root / "data").glob("*/*.parquet")}
+        extra = sorted(on_disk - set(rels))
+        if extra:
+            raise self._err(
+                extra[0], "data file not referenced by any episode in meta/episodes (LeRobot would load it)"
+            )
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in self.features if k not in self._images}
+        n = 0
+        for rel in rels:
+            path = self.root / rel
+            if not path.is_file():
+                raise self._err(rel, "missing (referenced by meta/episodes data/chunk_index, data/file_index)")
+            table = pq.read_table(path, memory_map=True)
+            self._files.append(path)
+            self._file_starts.append(n)
+            for name, ft in self.features.items():
+                if name not in table.column_names:
+                    raise self._err(rel, f"missing column {name!r} declared in meta/info.json features")
+                col = table.column(name)
+                if col.null_count:
+                    raise self._err(rel, f"column {name!r} has {col.null_count} null value(s)")
+                arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+                if name in self._images:
+                    if not pa.types.is_struct(arr.type) or arr.type.get_field_index("bytes") < 0:
+                        raise self._err(
+                            rel, f"column {name!r} must be struct{{bytes, path}} (HF Image), got {arr.type}"
+                        )
+                    self._images[name].append(arr.field("bytes"))
+                else:
+                    parts[name].append(self._numeric(rel, name, ft, arr))
+            n += table.num_rows
+        if n != len(self):
+            raise self._err(rels[-1], f"data files hold {n} rows but meta/info.json total_frames is {len(self)}")
+        self._file_starts.append(n)
+        for name, ps in parts.items():
+            a = np.concatenate(ps)
+            a.flags.writeable = False
+            self._arrays[name] = a
+        self._check_rows(rels)
+
+    def _numeric(self, rel: str, name: str, ft: dict[str, Any], arr: pa.Array) -> np.ndarray:
+        size = int(ft["shape"][0])
+        if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type) or pa.types.is_fixed_size_list(arr.type):
+            lengths = (
+                np.unique(arr.value_lengths().to_numpy(zero_copy_only=False))
+                if not pa.types.is_fixed_size_list(arr.type)
+                else [arr.type.list_size]
+            )
+            if list(lengths) != [size]:
+                raise self._err(
+                    rel, f"column {name!r} has rows of length {list(lengths)} but meta/info.json shape is {ft['shape']}"
+                )
+            values = arr.flatten().to_numpy(zero_copy_only=False).reshape(len(arr), size)
+        elif size == 1:
+            values = arr.to_numpy(zero_copy_only=False)
+        else:
+            raise self._err(rel, f"column {name!r} holds scalars but meta/info.json shape is {ft['shape']}")
+        want = np.dtype(ft["dtype"])
+        if values.dtype != want and not np.can_cast(values.dtype, want, casting="same_kind"):
+            raise self._err(rel, f"column {name!r} has dtype {values.dtype}, meta/info.json declares {ft['dtype']}")
+        return values.astype(want, copy=False)
+
+    def _check_rows(self, rels: list[str]) -> None:
+        a = self._arrays
+        if not np.array_equal(a["index"], np.arange(len(self))):
+            bad = int(np.flatnonzero(a["index"] != np.arange(len(self)))[0])
+            raise self._err(
+                self._rel_of(bad, rels),
+                f"field 'index' must be 0..{len(self) - 1}; row {bad} holds {a['index'][bad]} (gap or reorder)",
+            )
+        ep_of_row = np.repeat(np.arange(self.num_episodes), [e["length"] for e in self._episodes])
+        frame_of_row = np.arange(len(self)) - np.repeat(
+            [e["dataset_from_index"] for e in self._episodes], [e["length"] for e in self._episodes]
+        )
+        for field_name, want in (("episode_index", ep_of_row), ("frame_index", frame_of_row)):
+            if not np.array_equal(a[field_name], want):
+                bad = int(np.flatnonzero(a[field_name] != want)[0])
+                raise self._err(
+                    self._rel_of(bad, rels),
+                    f"field {field_name!r} at row {bad} is {a[field_name][bad]}, expected {want[bad]} from meta/episodes",
+                )
+        if np.abs(a["timestamp"] - frame_of_row / self.fps).max() > 1e-4:
+            bad = int(np.argmax(np.abs(a["timestamp"] - frame_of_row / self.fps)))
+            raise self._err(
+                self._rel_of(bad, rels),
+                f"field 'timestamp' at row {bad} is {a['timestamp'][bad]}, expected frame_index/fps = {frame_of_row[bad] / self.fps}",
+            )
+        if a["task_index"].min() < 0 or a["task_index"].max() >= len(self.tasks):
+            raise self._err(rels[0], f"field 'task_index' outside 0..{len(self.tasks) - 1} of meta/tasks.parquet")
+        for e in self._episodes:
+            rel = self.info["data_path"].format(chunk_index=e["data/chunk_index"], file_index=e["data/file_index"])
+            f = rels.index(rel)
+            if not self._file_starts[f] <= e["dataset_from_index"] < e["dataset_to_index"] <= self._file_starts[f + 1]:
+                raise self._err(
+                    "meta/episodes",
+                    f"episode {e['episode_index']}: rows are not in {rel} as data/chunk_index, data/file_index say",
+                )
+
+    def _rel_of(self, row: int, rels: list[str]) -> str:
+        return rels[int(np.searchsorted(self._file_starts, row, side="right")) - 1]
