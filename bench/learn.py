@@ -23,9 +23,9 @@ What runs (all real rt2 modules):
    identical initial states for every regime and checkpoint); at the end the ``seen`` suite
    (``--seen-episodes`` per family, 5 families).
 
-Model defaults (a 1.22 M-parameter pali: vision 128 x 2, text 128 x 3, 36 tokens per 72 x 96 frame, conv stem
-32-64, one frame, lr 2e-3, batch 32, ~160 samples per CPU-second with bf16) and three input-side inits that are
-applied here, not in ``rt2.models.pali``: per-channel pixel normalization from the data (``--image-norm data``),
+Model defaults (``pali-nano``, 1.22 M parameters: vision 128 x 2, text 128 x 3, 36 tokens per 72 x 96 frame, conv
+stem 32-64, one frame, lr 2e-3, batch 32, ~270 samples per CPU-second with bf16) and the three input-side inits
+that ``rt2.models.pali`` / ``rt2 train`` now apply by default: per-channel pixel normalization from the data (``--image-norm data``),
 fan-in init of the patchify conv and the projector (``--input-init fanin``) and 2-D sin-cos patch positions
 (``--pos-init sincos``). Measured in the issue-9 notes (sin-cos positions in all three): with the backbone's
 default init and 0.5/0.5 normalization the model does not even memorise 64 "where is the robot?" examples in 300
@@ -149,7 +149,8 @@ def tokenizer_corpus(demos: list[Demo]) -> list[str]:
 def pixel_stats(demos: list[Demo], n: int = 200) -> dict:
     """Per-channel mean/std of the demonstrations' frames in [0, 1] (every 5th frame of the first ``n`` episodes).
     Tabletop frames are dark and low-contrast (mean ~0.22, std ~0.09), so the default (0.5, 0.5) normalization
-    feeds the network inputs of std ~0.18 and the image-dependent part of the tokens is tiny."""
+    feeds the network inputs of std ~0.18 and the image-dependent part of the tokens is tiny. (``rt2 train`` does the
+    same for a fresh model with ``rt2.train.sources.pixel_stats`` over its mixture.)"""
     px = np.concatenate([d.episode.images[::5].reshape(-1, 3) for d in demos[:n]]).astype(np.float64) / 255.0
     return {"image_mean": tuple(px.mean(0).tolist()), "image_std": tuple(np.maximum(px.std(0), 1e-3).tolist())}
 
@@ -174,45 +175,8 @@ def build_model(tokenizer, args, norm: dict | None = None):
         image_size=tuple(args.image_size),
         max_text_len=64,
     )
-    vla = VLA.build(args.model, tokenizer, **over)
-    if args.pos_init == "sincos":
-        sincos_positions(vla)
-    if args.input_init == "fanin":
-        fanin_input_init(vla)
-    return vla
-
-
-def fanin_input_init(vla) -> None:
-    """Fan-in (unit-gain) init of the patchify conv and the vision->text projector. With the backbone's N(0, 0.02)
-    default, image tokens carry an image-dependent part ~1/13 of their size at init (measured), and the model needs
-    hundreds of steps to even memorise 64 pointing examples; with this init it memorises them in ~150 steps."""
-    import torch
-
-    vis = vla.backbone.vision
-    torch.nn.init.kaiming_normal_(vis.patch.weight, nonlinearity="linear")
-    torch.nn.init.normal_(vis.proj.weight, std=vis.proj.in_features**-0.5)
-
-
-def sincos_positions(vla) -> None:
-    """Initialise the vision tower's learned patch positions with a 2-D sin-cos code (rows in the first half of the
-    channels, columns in the second; MAE-style, base 100 over the small grid). They stay trainable. The conv stem
-    and patchify are translation-equivariant, so "where" can only come from these positions; the default N(0, 0.02)
-    init makes the model learn them from scratch first (measured: a long plateau at chance on pointing)."""
-    import torch
-
-    c = vla.backbone.config
-    gh, gw = c.grid
-    q = c.vision_width // 4
-    omega = 1.0 / (100.0 ** (torch.arange(q, dtype=torch.float32) / q))
-    rows, cols = torch.meshgrid(
-        torch.arange(gh, dtype=torch.float32), torch.arange(gw, dtype=torch.float32), indexing="ij"
-    )
-    r, k = rows.flatten()[:, None] * omega, cols.flatten()[:, None] * omega
-    code = torch.cat([r.sin(), r.cos(), k.sin(), k.cos()], 1)
-    pos = vla.backbone.vision.pos
-    with torch.no_grad():
-        pos.zero_()
-        pos[:, : code.shape[1]] = code
+    over.update(pos_init=args.pos_init, input_init=args.input_init)  # rt2.models.pali applies both at init
+    return VLA.build(args.model, tokenizer, **over)
 
 
 class _Budget:
@@ -405,7 +369,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g.add_argument("--named-share", type=float, default=0.5, help="pointing: share asking for an instructed block")
     g.add_argument("--robot-point-share", type=float, default=0.25, help="pointing: share of 'where is the robot?'")
     g = p.add_argument_group("model and optimization")
-    g.add_argument("--model", default="pali-tiny", help="backbone preset (sizes below override it)")
+    g.add_argument("--model", default="pali-nano", help="backbone preset (sizes below override it)")
     g.add_argument("--image-size", type=int, nargs=2, default=[72, 96], metavar=("H", "W"))
     g.add_argument("--patch", type=int, nargs=2, default=[12, 16], metavar=("PH", "PW"))
     g.add_argument("--stem", type=int, nargs="*", default=[32, 64], help="conv stem channels (stride 2 each)")

@@ -69,13 +69,53 @@ def test_frames_change_output_and_frame_order_matters():
 
 def test_presets_sizes_and_tokens():
     tok = tiny_tokenizer()
-    assert {"pali-tiny", "pali-small"} <= set(list_backbones())
+    assert {"pali-nano", "pali-tiny", "pali-small"} <= set(list_backbones())
     tiny = PaliConfig.tiny()
     assert 16 <= tiny.tokens_per_frame <= 36
     n_tiny = build_backbone("pali-tiny", tok, vocab_size=2048).num_parameters
     n_small = build_backbone("pali-small", tok, vocab_size=2048).num_parameters
+    n_nano = build_backbone("pali-nano", tok, vocab_size=2048).num_parameters
+    assert 1.0e6 < n_nano < 2.0e6, n_nano
+    assert PaliConfig.nano().tokens_per_frame == tiny.tokens_per_frame
     assert 3.5e6 < n_tiny < 6.5e6, n_tiny
     assert 15e6 < n_small < 25e6, n_small
+
+
+def test_input_side_init_defaults_and_opt_out():
+    """sincos positions: distinct per patch and the same for every seed (a fixed code, not noise); fan-in patchify
+    and projector: unit gain, ~25x the N(0, 0.02) default. "learned"/"default" restore the old init."""
+    from rt2.models.pali import PaliBackbone, sincos_2d
+
+    tok = tiny_tokenizer()
+    cfg = PaliConfig.nano(vocab_size=0)
+    a, b = PaliBackbone(cfg, tok), PaliBackbone(cfg, tok)
+    pos = a.vision.pos.detach()
+    assert torch.equal(pos, b.vision.pos.detach())
+    assert torch.equal(pos[:, : 4 * (cfg.vision_width // 4)], sincos_2d(cfg.grid, cfg.vision_width))
+    assert torch.cdist(pos, pos).add(torch.eye(len(pos)) * 1e3).min() > 0.1  # every patch position is distinct
+    for w in (a.vision.proj.weight, a.vision.patch.weight):  # unit gain: std = fan_in ** -0.5
+        assert float(w.detach().std()) == pytest.approx(w[0].numel() ** -0.5, rel=0.1)
+    old = PaliBackbone(cfg.replace(pos_init="learned", input_init="default"), tok)
+    assert old.vision.proj.weight.std() < 0.02 and old.vision.pos.std() < 0.05
+    with pytest.raises(ValueError, match="pos_init"):
+        PaliConfig(pos_init="rope")
+
+
+def test_image_norm_is_saved_and_validated(tmp_path):
+    from rt2.models.pali import PaliBackbone
+
+    bb = tiny_pali()
+    img = sample_images(bb, 1)[0]
+    before = bb.prepare([img], ["Caption:"])["pixel_values"]
+    bb.set_image_norm((0.2, 0.25, 0.3), (0.1, 0.1, 0.1))
+    after = bb.prepare([img], ["Caption:"])["pixel_values"]
+    assert not torch.allclose(before, after)
+    bb.save_pretrained(tmp_path / "bb")
+    back = PaliBackbone.from_pretrained(tmp_path / "bb")
+    assert back.config.image_mean == (0.2, 0.25, 0.3)
+    assert torch.equal(back.prepare([img], ["Caption:"])["pixel_values"], after)
+    with pytest.raises(ValueError, match="positive stds"):
+        bb.set_image_norm((0.2, 0.2, 0.2), (0.1, 0.0, 0.1))
 
 
 def test_config_validation():

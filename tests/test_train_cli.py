@@ -33,6 +33,12 @@ def test_pretrain_writes_tokenizer_checkpoint_and_export(runs):
     assert (pt / "final/vla.json").is_file()
     info = json.loads((pt / "final/training.json").read_text())
     assert info["data"]["regime"] == "pretrain" and info["data"]["weights"] == {"web": 1.0}
+    # a fresh model normalizes pixels with its own data's statistics, saved for --resume and in the export
+    norm = json.loads((pt / "image_norm.json").read_text())
+    assert norm == info["data"]["image_norm"]
+    assert all(0.02 < s < 0.5 for s in norm["image_std"]) and norm["image_mean"] != [0.5, 0.5, 0.5]
+    backbone = json.loads((pt / "final/backbone/config.json").read_text())
+    assert backbone["image_mean"] == pytest.approx(norm["image_mean"])
 
 
 def test_cofinetune_produces_a_loadable_policy(runs):
@@ -47,7 +53,7 @@ def test_cofinetune_produces_a_loadable_policy(runs):
         assert key in rows[0], key
     assert any(k.startswith("action_") for k in rows[0])
     policy = Policy.from_pretrained(out / "final")
-    assert policy.metadata()["model"] == "pali-tiny"
+    assert policy.metadata()["model"] == "pali-nano"
     action = policy.predict_action([np.zeros((72, 96, 3), np.uint8)], "push the red moon to the left")
     assert action.shape == (2,) and np.isfinite(action).all()
     weights = json.loads((out / "final/training.json").read_text())["data"]["weights"]

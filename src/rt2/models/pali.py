@@ -58,6 +58,11 @@ class PaliConfig:
     dropout: float = 0.0
     image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     image_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    # Input-side init (issue 9, measured in bench/learn.py's notes): "sincos" 2-D patch positions and "fanin"
+    # patchify/projector weights let a fresh model leave the pointing plateau in ~150 steps; with "learned" /
+    # "default" (N(0, 0.02) everywhere) it does not even memorise 64 pointing examples in 300 steps.
+    pos_init: str = "sincos"  # "sincos" | "learned" (zeros + N(0, 0.02))
+    input_init: str = "fanin"  # "fanin" | "default"
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the config
 
     def __post_init__(self) -> None:
@@ -74,6 +79,11 @@ class PaliConfig:
             )
         if self.vision_width % self.vision_heads or self.text_width % self.text_heads:
             raise ValueError("vision_width/text_width must be divisible by vision_heads/text_heads")
+        if self.pos_init not in ("sincos", "learned") or self.input_init not in ("fanin", "default"):
+            raise ValueError(
+                f"pos_init must be 'sincos' or 'learned' and input_init 'fanin' or 'default', "
+                f"got {self.pos_init!r}, {self.input_init!r}"
+            )
         if self.n_frames < 1 or self.max_text_len < 8:
             raise ValueError(f"need n_frames >= 1 and max_text_len >= 8, got {self.n_frames}, {self.max_text_len}")
 
@@ -105,6 +115,13 @@ class PaliConfig:
 
     # ---- presets (the paper's size ablation, scaled to this machine) ----------------------------------------
     @classmethod
+    def nano(cls, **kw: Any) -> PaliConfig:
+        """~1.2 M params: vision 128x2, text 128x3, same 36 tokens per frame. The CPU recipe's default: it trains
+        at ~6x the samples/s of pali-tiny on one core, and grounding needs samples (reference/bc-feasibility.md)."""
+        base = dict(vision_width=128, vision_layers=2, vision_heads=4, text_width=128, text_layers=3, text_heads=2)
+        return cls(name="pali-nano", **{**base, **kw})
+
+    @classmethod
     def tiny(cls, **kw: Any) -> PaliConfig:
         """~5 M params: vision 128x4, text 256x4, 36 image tokens per 72x96 frame."""
         return cls(name="pali-tiny", **kw)
@@ -114,6 +131,21 @@ class PaliConfig:
         """~20 M params: vision 256x6, text 384x8 (6 heads), same tokens per frame."""
         base = dict(vision_width=256, vision_layers=6, vision_heads=4, text_width=384, text_layers=8, text_heads=6)
         return cls(name="pali-small", **{**base, **kw})
+
+
+def sincos_2d(grid: tuple[int, int], width: int) -> torch.Tensor:
+    """float32[gh * gw, 4 * (width // 4)]: 2-D sin-cos patch positions (rows in the first half of the channels,
+    columns in the second; MAE-style, base 100 over the small grid). Why: the stem and patchify are translation
+    equivariant, so "where" can only come from the positions; learned-from-zero positions cost a long plateau at
+    chance on pointing before anything else is learned (measured, bench/learn.py notes)."""
+    gh, gw = grid
+    q = width // 4
+    omega = 1.0 / (100.0 ** (torch.arange(q, dtype=torch.float32) / q))
+    rows, cols = torch.meshgrid(
+        torch.arange(gh, dtype=torch.float32), torch.arange(gw, dtype=torch.float32), indexing="ij"
+    )
+    r, k = rows.flatten()[:, None] * omega, cols.flatten()[:, None] * omega
+    return torch.cat([r.sin(), r.cos(), k.sin(), k.cos()], 1)
 
 
 class Block(nn.Module):
@@ -249,6 +281,30 @@ class PaliBackbone(Backbone):
         for m in self.vision.stem:
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+        vis = self.vision
+        if self.config.input_init == "fanin":
+            # Trap: with N(0, 0.02) the image-dependent part of each image token is ~1/13 of its size at init, so
+            # the decoder first learns to ignore the image; unit-gain patchify + projector keep it O(1).
+            nn.init.kaiming_normal_(vis.patch.weight, nonlinearity="linear")
+            nn.init.normal_(vis.proj.weight, std=vis.proj.in_features**-0.5)
+        with torch.no_grad():
+            vis.pos.zero_()
+            if self.config.pos_init == "sincos":
+                code = sincos_2d(self.config.grid, self.config.vision_width)
+                vis.pos[:, : code.shape[1]] = code
+            else:
+                nn.init.normal_(vis.pos, std=0.02)
+
+    def set_image_norm(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        """Per-channel pixel normalization (in [0, 1] units), stored in the config so every later load, the
+        evaluator and the server normalize the same way. Meant for a fresh model before training: the tabletop's
+        frames are dark and low-contrast (mean ~0.22, std ~0.09), so the fixed 0.5/0.5 feeds the stem inputs of
+        std ~0.18 and the image-dependent part of the tokens is tiny."""
+        mean, std = tuple(float(x) for x in mean), tuple(float(x) for x in std)
+        if len(mean) != 3 or len(std) != 3 or not all(math.isfinite(x) for x in mean + std) or min(std) <= 0:
+            raise ValueError(f"image norm needs 3 finite means and 3 positive stds, got {mean}, {std}")
+        self.config = self.config.replace(image_mean=mean, image_std=std)
+        self.transform = ImageTransform(TransformConfig(self.config.image_size, mean, std))
 
     # ---- sizes ----------------------------------------------------------------------------------------------
     @property
@@ -435,11 +491,13 @@ def _factory(preset: str):
             raise ValueError(
                 f"{preset} needs a text tokenizer: TextTokenizer.train(corpus) (the web corpus + instructions)"
             )
-        cfg = config if config is not None else (PaliConfig.tiny() if preset == "pali-tiny" else PaliConfig.small())
+        presets = {"pali-nano": PaliConfig.nano, "pali-tiny": PaliConfig.tiny, "pali-small": PaliConfig.small}
+        cfg = config if config is not None else presets[preset]()
         return PaliBackbone(cfg.replace(**overrides) if overrides else cfg, tokenizer)
 
     return build
 
 
+register_backbone("pali-nano", _factory("pali-nano"), cls=PaliBackbone, description="built-in ~1.2M prefix-LM VLM")
 register_backbone("pali-tiny", _factory("pali-tiny"), cls=PaliBackbone, description="built-in ~5M prefix-LM VLM")
 register_backbone("pali-small", _factory("pali-small"), cls=PaliBackbone, description="built-in ~20M prefix-LM VLM")

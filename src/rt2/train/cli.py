@@ -198,7 +198,7 @@ def _train(regime: str, args: argparse.Namespace) -> int:
 
     from rt2.data.mixture import MixtureSampler
     from rt2.train.batches import ExampleBatches
-    from rt2.train.sources import build_sources
+    from rt2.train.sources import build_sources, pixel_stats
     from rt2.train.trainer import Trainer
 
     preset_for_regime = "pretrain" if regime == "pretrain" else regime
@@ -231,6 +231,21 @@ def _train(regime: str, args: argparse.Namespace) -> int:
         web_data=web,
         synthetic_web_weight=args.synthetic_web_weight,
     )
+    if init is None and hasattr(bb, "set_image_norm"):
+        # A fresh built-in model normalizes pixels with its own training data's statistics (kept in its config, so
+        # eval and serving use the same). Like the tokenizer, they are saved in OUT first: --resume must rebuild
+        # exactly the same transform, and the checkpoint's tensors do not hold it.
+        norm_path = args.out / "image_norm.json"
+        if args.resume and norm_path.is_file():
+            norm = json.loads(norm_path.read_text())
+        else:
+            norm = pixel_stats(sources, weights, cfg.seed)
+            args.out.mkdir(parents=True, exist_ok=True)
+            tmp = norm_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(norm, indent=2) + "\n")
+            tmp.replace(norm_path)
+        bb.set_image_norm(norm["image_mean"], norm["image_std"])
+        info["image_norm"] = norm
     info.update(
         init=init, model=cfg.model, params=sum(p.numel() for p in {id(p): p for p in vla.parameters()}.values())
     )

@@ -106,6 +106,18 @@ def build_fresh_model(
     return VLA.build(model, tokenizer, **kw)
 
 
+def pixel_stats(sources: dict[str, Any], weights: dict[str, float], seed: int, n: int = 256) -> dict[str, tuple]:
+    """Per-channel mean/std in [0, 1] of ``n`` examples drawn from the training mixture itself (all their frames),
+    for a fresh model's input normalization (``PaliBackbone.set_image_norm``). Drawn with a seed of its own, so
+    the training stream is untouched. Frames are resized by the sources already; sizes may differ (web items)."""
+    from rt2.data.mixture import MixtureSampler
+
+    sampler = MixtureSampler(sources, weights, seed=seed + 7919, batch_size=min(32, n))
+    px = [f.reshape(-1, 3) for _ in range(n) for f in sampler.next_example().images]
+    flat = np.concatenate(px).astype(np.float64) / 255.0
+    return {"image_mean": tuple(flat.mean(0).tolist()), "image_std": tuple(np.maximum(flat.std(0), 1e-3).tolist())}
+
+
 def adapt_action_codec(vla: Any, action_tokenizer: Any, norm_stats_key: str | None):
     """``vla`` (e.g. from ``--init``) writing actions with ``action_tokenizer``: unchanged when it already does,
     else the same backbone with a new numeric ActionVocab (the integers 0..255 and -10..10 are text tokens)."""
