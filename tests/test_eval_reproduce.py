@@ -12,10 +12,10 @@ from rt2.eval import reproduce as R
 def test_plan_is_data_with_dependencies():
     names = [s.name for s in R.plan(R.BUDGETS["full"])]
     assert names[0] == "collect" and names[-1] == "report"
-    assert {"pretrain-pali-small", "train-cofinetune-pali-small", "eval-scratch-pali-tiny", "eval-oracle"} <= set(names)
+    assert {"pretrain-pali-small", "train-cofinetune-pali-small", "eval-scratch-pali-tiny", "eval-scratch-pali-nano", "eval-oracle"} <= set(names)
     by = {s.name: s for s in R.plan(R.BUDGETS["default"])}
-    assert by["train-finetune-pali-tiny"].needs == ("collect", "pretrain-pali-tiny")
-    assert by["eval-cofinetune-pali-tiny"].needs == ("train-cofinetune-pali-tiny",)
+    assert by["train-finetune-pali-nano"].needs == ("collect", "pretrain-pali-nano")
+    assert by["eval-cofinetune-pali-nano"].needs == ("train-cofinetune-pali-nano",)
     with pytest.raises(ValueError, match="unknown budget"):
         R.reproduce("/nonexistent", "huge")
 
@@ -31,7 +31,7 @@ def test_reproduce_quick_end_to_end_and_resume(tmp_path):
     status = R.reproduce(tmp_path, "quick", quiet=True, log=logs.append)
     assert set(status.values()) == {"ran"} and len(status) == 10
     results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results["results"]) == {"scratch-pali-tiny", "finetune-pali-tiny", "cofinetune-pali-tiny", "oracle"}
+    assert set(results["results"]) == {"scratch-pali-nano", "finetune-pali-nano", "cofinetune-pali-nano", "oracle"}
     for t in results["results"].values():
         assert set(t["per_suite"]) == {"seen", "emergent_math"}
     assert (tmp_path / "fig7a_emergent.png").is_file() and "Language-Table-style" in (
@@ -39,6 +39,21 @@ def test_reproduce_quick_end_to_end_and_resume(tmp_path):
     ).read_text()
     # Resume: nothing re-runs; invalidating one model re-runs its training, its eval and the report only.
     assert set(R.reproduce(tmp_path, "quick", quiet=True, log=logs.append).values()) == {"skipped"}
-    (tmp_path / "models" / "finetune-pali-tiny" / "final" / "vla.json").unlink()
+    (tmp_path / "models" / "finetune-pali-nano" / "final" / "vla.json").unlink()
     ran = {k for k, v in R.reproduce(tmp_path, "quick", quiet=True, log=logs.append).items() if v == "ran"}
-    assert ran == {"train-finetune-pali-tiny", "eval-finetune-pali-tiny", "report"}
+    assert ran == {"train-finetune-pali-nano", "eval-finetune-pali-nano", "report"}
+
+
+def test_stage_fingerprint_only_covers_the_fields_it_uses():
+    """More eval episodes must not invalidate an hour of training; more training steps must."""
+    import dataclasses
+
+    b = R.BUDGETS["default"]
+    more_eval = dataclasses.replace(b, eval_episodes=b.eval_episodes + 5)
+    more_steps = dataclasses.replace(b, train_steps=b.train_steps + 5)
+    by = {s.name: s for s in R.plan(b)}
+    train, ev = by["train-cofinetune-pali-nano"], by["eval-cofinetune-pali-nano"]
+    assert train.fingerprint(b) == train.fingerprint(more_eval)
+    assert train.fingerprint(b) != train.fingerprint(more_steps)
+    assert ev.fingerprint(b) != ev.fingerprint(more_eval)
+    assert by["report"].fingerprint(b) != by["report"].fingerprint(more_eval)

@@ -86,6 +86,7 @@ class Budget:
     num_envs: int = 32
     videos: int = 1
     tokenizer_corpus: int = 5000  # web items the fresh text tokenizer is trained on (``rt2 pretrain``)
+    collect_noise: str = "0,1,2,3"  # DART sigmas (X Y units), cycled over episodes: recovery data for closed loop
 
 
 BUDGETS: dict[str, Budget] = {
@@ -95,7 +96,7 @@ BUDGETS: dict[str, Budget] = {
         4,
         4,
         4,
-        ("pali-tiny",),
+        ("pali-nano",),
         ("seen", "emergent_math"),
         1,
         max_steps=5,
@@ -105,15 +106,15 @@ BUDGETS: dict[str, Budget] = {
     ),
     "default": Budget(
         "default",
-        400,
-        1500,
-        800,
+        1000,
+        6000,
+        6000,
         32,
-        ("pali-tiny",),
+        ("pali-nano",),
         tuple(s for s in ALL_SUITES if s not in ("paraphrase", "cot")),
-        2,
+        10,
     ),
-    "full": Budget("full", 2000, 3000, 2000, 32, ("pali-tiny", "pali-small"), ALL_SUITES, 5),
+    "full": Budget("full", 4000, 12000, 12000, 32, ("pali-nano", "pali-tiny", "pali-small"), ALL_SUITES, 20),
 }
 
 
@@ -126,6 +127,13 @@ class Stage:
     valid: Callable[[Path], bool]
     describe: str
     needs: tuple[str, ...] = ()  # re-run this stage whenever one of these ran in the same invocation
+    # The Budget fields this stage's output depends on (None = all): changing the eval episodes must not throw
+    # away an hour of training. Upstream changes still propagate through ``needs``.
+    keys: tuple[str, ...] | None = None
+
+    def fingerprint(self, b: Budget) -> dict:
+        d = dataclasses.asdict(b)
+        return json.loads(json.dumps(d if self.keys is None else {k: d[k] for k in self.keys}))
 
 
 def find_model(directory: Path) -> Path | None:
@@ -179,7 +187,7 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
                     "--episodes",
                     str(b.collect_episodes),
                     "--noise",
-                    "0,1",
+                    b.collect_noise,
                     "--out",
                     str(out / data),
                     "--overwrite",
@@ -188,6 +196,7 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
             ),
             lambda out: (out / data / "meta" / "info.json").is_file(),
             f"{b.collect_episodes} oracle demonstrations",
+            keys=("collect_episodes", "collect_noise"),
         )
     ]
     tok = ["--tokenizer-corpus", str(b.tokenizer_corpus)]
@@ -212,6 +221,7 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
                 ),
                 lambda out, pre=pre: find_model(out / pre) is not None,
                 f"{size} on the web corpus, {b.pretrain_steps} steps",
+                keys=("pretrain_steps", "batch_size", "tokenizer_corpus"),
             )
         )
         for regime in REGIMES:
@@ -248,6 +258,7 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
                     lambda out, dst=dst: find_model(out / dst) is not None,
                     f"{regime} {size}, {b.train_steps} steps",
                     ("collect",) if regime == "scratch" else ("collect", f"pretrain-{size}"),
+                    keys=("train_steps", "batch_size", "tokenizer_corpus"),
                 )
             )
     policies = [f"{r}-{s}" for s in b.sizes for r in REGIMES] + ["oracle"]
@@ -259,6 +270,7 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
                 lambda out, pol=pol: _eval_valid(out / "eval" / pol / "eval_info.json"),
                 f"{len(b.suites)} suites, {b.eval_episodes} episodes per task",
                 () if pol == "oracle" else (f"train-{pol}",),
+                keys=("suites", "eval_episodes", "max_steps", "num_envs", "videos"),
             )
         )
     stages.append(
@@ -345,9 +357,7 @@ def reproduce(out: str | Path, budget: str = "default", quiet: bool = False, log
         stale = any(status.get(n) == "ran" for n in stage.needs)
         if marker.is_file() and not stale and stage.valid(out):
             meta = json.loads(marker.read_text())
-            if meta.get("budget") == dataclasses.asdict(b) or meta.get("budget") == json.loads(
-                json.dumps(dataclasses.asdict(b))
-            ):
+            if meta.get("budget") == stage.fingerprint(b):
                 log(f"[skip] {stage.name}: done ({meta.get('seconds', 0):.0f} s)")
                 status[stage.name] = "skipped"
                 continue
@@ -362,7 +372,7 @@ def reproduce(out: str | Path, budget: str = "default", quiet: bool = False, log
             marker,
             {
                 "stage": stage.name,
-                "budget": dataclasses.asdict(b),
+                "budget": stage.fingerprint(b),
                 "seconds": seconds,
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
             },
