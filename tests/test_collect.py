@@ -107,6 +107,20 @@ def test_bad_arguments_and_overwrite(tmp_path, capsys):
     assert json.loads((tmp_path / "d/meta/rt2.json").read_text())["config"]["seed"] == 3
 
 
+def test_out_is_a_regular_file_rejected_before_rollouts(tmp_path, capsys, monkeypatch):
+    # Before: a raw NotADirectoryError traceback. The check must come before any rollout is spent.
+    def no_rollouts(job):
+        raise AssertionError(f"rollout {job} ran although --out is unusable")
+
+    monkeypatch.setattr(collect_mod, "_rollout", no_rollouts)
+    f = tmp_path / "results.csv"
+    f.write_text("keep me")
+    args = ["collect", "--episodes", "2", "--out", str(f), "--overwrite", "--no-progress", "--image-size", "32x48"]
+    assert main(args) == 2
+    assert "results.csv exists and is not a directory" in capsys.readouterr().err
+    assert f.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
+
+
 def test_ctrl_c_leaves_no_dataset(tmp_path, monkeypatch):
     real, calls = collect_mod._rollout, []
 

@@ -192,7 +192,29 @@ MALFORMED = {
     "frame_gap": (lambda r: _rewrite_data(r, _set("frame_index", lambda t: np.zeros(t.num_rows, np.int64))), "field 'frame_index'"),
     "extra_file": (lambda r: shutil.copy(r / "data/chunk-000/file-000.parquet", r / "data/chunk-000/file-009.parquet"), "file-009.parquet: data file not referenced"),
     "total_mismatch": (lambda r: _edit_info(r, lambda i: i.update(total_episodes=99)), "total_episodes"),
+    "extra_column": (lambda r: _rewrite_data(r, lambda t: t.append_column("gripper", pa.array(np.zeros(t.num_rows)))), "file-000.parquet: column(s) ['gripper'] are not declared in meta/info.json"),
+    "undeclared_in_parquet": (lambda r: _edit_info(r, lambda i: i["features"].update(extra={"dtype": "float32", "shape": [1]})), "missing column 'extra' declared in meta/info.json"),
+    "bad_data_path": (lambda r: _edit_info(r, lambda i: i.update(data_path="data/{chunk}/{file}.parquet")), "field 'data_path'"),
+    "truncated_data": (lambda r: _truncate(r / "data/chunk-000/file-000.parquet"), "file-000.parquet: not a readable parquet file"),
+    "garbage_data": (lambda r: _scribble(r / "data/chunk-000/file-000.parquet"), "file-000.parquet: not a readable parquet file"),
+    "corrupt_page": (lambda r: _scribble(r / "data/chunk-000/file-000.parquet", at=4), "file-000.parquet: not a readable parquet file"),
+    "truncated_episodes": (lambda r: _truncate(r / "meta/episodes/chunk-000/file-000.parquet"), "meta/episodes/chunk-000/file-000.parquet: not a readable parquet file"),
+    "empty_tasks": (lambda r: (r / "meta/tasks.parquet").write_bytes(b""), "tasks.parquet: not a readable parquet file"),
 }  # fmt: skip
+
+
+def _truncate(path: Path) -> None:
+    """Cut the file in half, as an interrupted copy does (the parquet footer is lost)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _scribble(path: Path, at: int = -64) -> None:
+    """Overwrite 64 bytes with garbage, keeping the size: the footer by default (pyarrow.ArrowInvalid), or at
+    byte 4 the first page header (a plain OSError from pyarrow, "Couldn't deserialize thrift")."""
+    data = bytearray(path.read_bytes())
+    data[at : at + 64 or None] = b"\xab" * 64
+    path.write_bytes(bytes(data))
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
@@ -204,6 +226,8 @@ def test_malformed_dataset_rejected_with_file_and_field(written, tmp_path, case)
         LeRobotDatasetReader(root)
     assert message in str(err.value)
     assert str(root) in str(err.value)
+    if "not a readable parquet" in message:  # says what to do, not only what broke
+        assert "re-collect" in str(err.value).lower() and "re-convert" in str(err.value)
 
 
 def test_corrupt_image_named_on_access(written, tmp_path):
@@ -288,6 +312,18 @@ def test_refuses_overwrite_unless_asked(written, tmp_path):
     with pytest.raises(ValueError, match="no episodes"):
         write_dataset(tmp_path / "empty", [], FEATURES)
     assert not (tmp_path / "empty").exists()
+
+
+def test_refuses_a_regular_file_as_root(tmp_path):
+    # Before: a bare NotADirectoryError from iterdir (with overwrite) or mkdir (file on the parent path).
+    f = tmp_path / "notes.txt"
+    f.write_text("mine")
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="notes.txt exists and is not a directory"):
+            LeRobotWriter(f, FEATURES, overwrite=overwrite)
+    with pytest.raises(FileExistsError, match=r"notes.txt exists and is not a directory \(on the path to"):
+        LeRobotWriter(f / "ds", FEATURES, overwrite=True)
+    assert f.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
 def test_stale_temp_folder_of_a_killed_writer_is_removed(tmp_path):

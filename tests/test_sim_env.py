@@ -122,7 +122,7 @@ def test_bad_actions_raise(env, action, err, match):
 
 
 def test_bad_options_raise(env):
-    with pytest.raises(ValueError, match="valid familys"):
+    with pytest.raises(ValueError, match="valid families: block2block"):
         env.reset(options={"family": "stack"})
     with pytest.raises(ValueError, match="valid: family, task"):
         env.reset(options={"famly": "block2block"})
@@ -135,3 +135,65 @@ def test_bad_options_raise(env):
     with pytest.raises(ValueError, match="not in block set BLOCK_8"):
         env.reset(options={"task": TaskSpec("block2block", "purple moon", target_block="red moon")})
     assert EnvConfig.preset("emergent").families[-1] == "property_referent"
+
+
+@pytest.mark.parametrize(
+    "instruction,match",
+    [(123, "must be a str, got int 123"), (b"push", "must be a str"), ("", "empty"), ("  \n", "empty")],
+)
+def test_bad_instruction_option_raises(env, instruction, match):
+    # Before: 123 was accepted as the observation's instruction and "" was silently replaced by a generated one.
+    spec = TaskSpec("block2absolute", "red moon", location="top")
+    with pytest.raises(ValueError, match=match):
+        env.reset(seed=0, options={"task": spec, "instruction": instruction})
+
+
+def test_none_instruction_means_generated(env):
+    spec = TaskSpec("block2absolute", "red moon", location="top")
+    a, _ = env.reset(seed=0, options={"task": spec, "instruction": None})
+    b, _ = env.reset(seed=0, options={"task": spec})
+    assert a["instruction"] == b["instruction"] and a["instruction"].strip()
+
+
+@pytest.mark.parametrize(
+    "colour,shape,match",
+    [
+        (
+            "pink",
+            "moon",
+            r"Block\('pink', 'moon'\): unknown colour 'pink'; valid colours: red, blue, green, yellow, purple",
+        ),
+        (
+            "red",
+            "sphere",
+            r"Block\('red', 'sphere'\): unknown shape 'sphere'; valid shapes: moon, cube, star, pentagon, tri",
+        ),
+        (["red"], "moon", "unknown colour"),
+    ],
+)
+def test_unknown_block_colour_or_shape_rejected_at_construction(colour, shape, match):
+    # Before: accepted here, then a bare KeyError from the palette/footprint table at env.reset.
+    with pytest.raises(ValueError, match=match):
+        Block(colour, shape, 0.3, 0.0)
+
+
+def test_heldout_colours_and_shapes_are_valid_blocks(env):
+    from rt2.sim import board
+
+    # Every colour/shape the renderer draws is a valid Block, held-out ones included (unseen-object suites).
+    for colour in board.HELDOUT_COLOURS:
+        for shape in board.SHAPES:
+            Block(colour, shape, 0.3, 0.0)
+    scene = Scene((Block("purple", "triangle", 0.30, -0.1), Block("orange", "heart", 0.40, 0.1)), effector=(0.5, 0.2))
+    spec = TaskSpec("block2block", "purple triangle", target_block="orange heart")
+    obs, info = env.reset(seed=0, options={"scene": scene, "task": spec})
+    assert info["task"].block == "purple triangle" and obs["image"].any()
+
+
+def test_bad_symbol_rejected_at_construction():
+    from rt2.sim.scene import Symbol
+
+    with pytest.raises(ValueError, match="unknown colour 'pink'"):
+        Symbol("3", 0.3, 0.0, "pink")
+    with pytest.raises(ValueError, match="unknown symbol 'x'"):
+        Symbol("x", 0.3, 0.0)

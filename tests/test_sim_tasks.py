@@ -139,7 +139,7 @@ def test_sampled_tasks_are_valid_and_unsatisfied():
 
 
 def test_unknown_names_list_valid_ones():
-    with pytest.raises(ValueError, match="valid familys: block2block, block2absolute"):
+    with pytest.raises(ValueError, match="valid families: block2block, block2absolute"):
         TaskSpec("block2moon", "red moon")
     with pytest.raises(ValueError, match="valid locations: top_left"):
         TaskSpec("block2absolute", "red moon", location="upstairs")
@@ -147,8 +147,51 @@ def test_unknown_names_list_valid_ones():
         TaskSpec("block2block", "red moon")
     sc = scene_with(("red", "moon", 0.3, 0.0))
     with pytest.raises(ValueError, match="blocks present: red moon"):
-        tasks.bind(TaskSpec("block2block", "red moon", target_block="pink cube"), sc)
+        tasks.bind(TaskSpec("block2block", "red moon", target_block="blue cube"), sc)
     with pytest.raises(ValueError, match="valid colours: red, blue"):
         board.check_colour("pink")
     with pytest.raises(ValueError, match="valid shapes: moon, cube"):
         board.check_shape("sphere")
+
+
+def test_plural_in_choice_lists():
+    assert [board.plural(k) for k in ("family", "referent kind", "policy", "key", "mode")] == [
+        "families",
+        "referent kinds",
+        "policies",
+        "keys",
+        "modes",
+    ]
+    with pytest.raises(ValueError, match="valid referent kinds: colour_of"):
+        TaskSpec("property_referent", "red moon", referent="bluest", goal="block2absolute", location="top")
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (
+            {"block": "red sphere", "target_block": "blue cube"},
+            r"block 'red sphere': unknown shape 'sphere'; valid shapes",
+        ),
+        (
+            {"block": "pink moon", "target_block": "blue cube"},
+            r"block 'pink moon': unknown colour 'pink'; valid colours",
+        ),
+        (
+            {"block": "red moon", "target_block": "blue"},
+            r"target_block 'blue' is not a block name: use \"<colour> <shape>\"",
+        ),
+        ({"block": "moon", "target_block": "blue cube"}, "is not a block name"),
+        ({"block": "red  moon", "target_block": "blue cube"}, "is not a block name"),
+        ({"block": "red moon", "target_block": "blue cube", "avoid": "green star"}, "tuple of block names"),
+        ({"block": "red moon", "target_block": "blue cube", "avoid": ("green sphere",)}, "avoid 'green sphere'"),
+    ],
+)
+def test_block_names_checked_at_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TaskSpec("block2block", **kwargs)
+
+
+def test_heldout_block_names_are_valid():
+    spec = TaskSpec("block2block", "purple triangle", target_block="orange heart", avoid=("red moon",))
+    assert tasks.check_block_name(spec.block) == "purple triangle"

@@ -117,6 +117,25 @@ def format_error(root: Path, rel: str, msg: str) -> DatasetFormatError:
     return DatasetFormatError(f"{root / rel}: {msg}")
 
 
+def read_parquet(path: Path, **kwargs: Any) -> pa.Table:
+    """``pq.read_table(path)``, with an unreadable file reported as a DatasetFormatError that names it.
+
+    The trap: a truncated or corrupt parquet (an interrupted copy, a full disk) raises a bare
+    ``pyarrow.ArrowInvalid`` ("magic bytes not found") that says neither which file nor what to do.
+    """
+    try:
+        return pq.read_table(path, **kwargs)
+    except (FileNotFoundError, PermissionError):
+        raise  # the file system's own message is the right one; the bytes were never read
+    except (pa.ArrowException, OSError) as e:
+        # ArrowInvalid for a lost footer; corrupt pages ("Couldn't deserialize thrift", bad snappy data) come as a
+        # plain OSError, which is what pyarrow's ArrowIOError is.
+        raise DatasetFormatError(
+            f"{path}: not a readable parquet file ({e}); it is truncated or corrupt. Re-collect the dataset "
+            "(`rt2 collect --out <dir> --overwrite`) or re-convert it from its source"
+        ) from None
+
+
 def read_info(root: Path) -> dict[str, Any]:
     """``meta/info.json``, checked: the fields a v3.0 reader needs, image/numeric features only, LeRobot's defaults."""
     path = root / INFO_PATH
@@ -159,6 +178,15 @@ def read_info(root: Path) -> dict[str, Any]:
     missing = [k for k in DEFAULT_FEATURES if k not in feats]
     if missing:
         raise format_error(root, INFO_PATH, f"field 'features' lacks the required LeRobot feature(s) {missing}")
+    try:  # a template with other placeholders would otherwise fail later as a bare KeyError
+        str(info["data_path"]).format(chunk_index=0, file_index=0)
+    except (KeyError, IndexError, ValueError) as e:
+        raise format_error(
+            root,
+            INFO_PATH,
+            f"field 'data_path' {info['data_path']!r} is not a template over {{chunk_index}} and {{file_index}} "
+            f"({type(e).__name__}: {e}); LeRobot v3.0 uses {DATA_PATH!r}",
+        ) from None
     return info
 
 
@@ -167,7 +195,7 @@ def read_tasks(root: Path, info: Mapping[str, Any]) -> list[str]:
     path = root / TASKS_PATH
     if not path.is_file():
         raise format_error(root, TASKS_PATH, "missing (task strings -> task_index)")
-    t = pq.read_table(path)
+    t = read_parquet(path)
     name = "task" if "task" in t.column_names else "__index_level_0__"
     if name not in t.column_names or "task_index" not in t.column_names:
         raise format_error(root, TASKS_PATH, f"needs columns 'task' and 'task_index', has {t.column_names}")
@@ -193,7 +221,7 @@ def read_episodes(root: Path, info: Mapping[str, Any]) -> pa.Table:
         raise format_error(root, "meta/episodes", "no episode metadata files (expected chunk-000/file-000.parquet)")
     tables = []
     for p in paths:
-        t = pq.read_table(p)
+        t = read_parquet(p)
         missing = [c for c in REQUIRED_EPISODE_COLUMNS if c not in t.column_names]
         if missing:
             raise DatasetFormatError(f"{p}: missing column(s) {missing}")

@@ -14,13 +14,13 @@ from typing import Any
 import cv2
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from rt2.data.lerobot_format import (
     DatasetFormatError,
     format_error,
     read_episodes,
     read_info,
+    read_parquet,
     read_stats,
     read_tasks,
 )
@@ -199,12 +199,25 @@ class LeRobotDatasetReader:
             path = self.root / rel
             if not path.is_file():
                 raise self._err(rel, "missing (referenced by meta/episodes data/chunk_index, data/file_index)")
-            table = pq.read_table(path, memory_map=True)
+            table = read_parquet(path, memory_map=True)
             self._files.append(path)
             self._file_starts.append(n)
+            # Undeclared columns are an error, not ignored: LeRobot casts each file to the info.json features and
+            # fails on them, and a column we silently skip is usually a feature someone forgot to declare.
+            extra = [c for c in table.column_names if c not in self.features and not c.startswith("__index_level_")]
+            if extra:
+                raise self._err(
+                    rel,
+                    f"column(s) {extra} are not declared in meta/info.json features; declare them there "
+                    "(dtype, shape) or drop them from the data files",
+                )
             for name, ft in self.features.items():
                 if name not in table.column_names:
-                    raise self._err(rel, f"missing column {name!r} declared in meta/info.json features")
+                    raise self._err(
+                        rel,
+                        f"missing column {name!r} declared in meta/info.json features; re-collect or re-convert the "
+                        "dataset, or remove the feature from meta/info.json if it was never recorded",
+                    )
                 col = table.column(name)
                 if col.null_count:
                     raise self._err(rel, f"column {name!r} has {col.null_count} null value(s)")

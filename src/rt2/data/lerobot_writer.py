@@ -194,6 +194,16 @@ class LeRobotWriter:
 
     # ---- internals ------------------------------------------------------------------------------------------
     def _check_destination(self) -> None:
+        # Runs in __init__, i.e. before `rt2 collect` starts any rollout, and again in finalize. A regular file at
+        # root (or on its parent path) used to surface as a bare NotADirectoryError from iterdir/mkdir; it is never
+        # replaced, --overwrite or not, because it is not a dataset.
+        for p in (self.root, *self.root.parents):
+            if p.exists() and not p.is_dir():
+                where = "" if p == self.root else f" (on the path to {self.root})"
+                raise FileExistsError(
+                    f"{p} exists and is not a directory{where}; choose another output folder "
+                    "or move that file away (--overwrite only replaces an existing dataset folder)"
+                )
         if self.root.exists() and not self.overwrite:
             raise FileExistsError(
                 f"{self.root} already exists; pass overwrite=True (rt2 collect --overwrite) to replace it"

@@ -12,6 +12,7 @@ Block outlines are given in a block-local frame (metres, centred on the footprin
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from functools import cache
 
 import numpy as np
@@ -162,13 +163,16 @@ def nominal_radius(shape: str, scale: float = 1.0) -> float:
 
 
 def check_colour(colour: str) -> str:
-    if colour not in COLOUR_RGB:
+    """``colour`` if the renderer has it (training and held-out colours alike), else a ValueError listing them."""
+    # isinstance first: an unhashable value (a list) would otherwise escape as a TypeError from the dict lookup.
+    if not isinstance(colour, str) or colour not in COLOUR_RGB:
         raise ValueError(f"unknown colour {colour!r}; valid colours: {', '.join(COLOURS)}")
     return colour
 
 
 def check_shape(shape: str) -> str:
-    if shape not in FOOTPRINT:
+    """``shape`` if it has a footprint (training and held-out shapes alike), else a ValueError listing them."""
+    if not isinstance(shape, str) or shape not in FOOTPRINT:
         raise ValueError(f"unknown shape {shape!r}; valid shapes: {', '.join(SHAPES)}")
     return shape
 
@@ -222,8 +226,20 @@ DIRECTIONS: dict[str, tuple[float, float]] = {
 }
 
 
-def check_name(kind: str, value: str, valid) -> str:
+def plural(noun: str) -> str:
+    """English plural of the last word of ``noun`` ("family" -> "families", "referent kind" -> "referent kinds").
+
+    A bare ``+ "s"`` gave "valid familys" / "valid policys" in every error that lists choices.
+    """
+    if len(noun) > 1 and noun.endswith("y") and noun[-2] not in "aeiou":
+        return noun[:-1] + "ies"
+    if noun.endswith(("s", "x", "z", "ch", "sh")):
+        return noun + "es"
+    return noun + "s"
+
+
+def check_name(kind: str, value: str, valid: Collection[str]) -> str:
     """Raise a ValueError naming ``kind`` and listing the valid values when ``value`` is not one of them."""
     if value not in valid:
-        raise ValueError(f"unknown {kind} {value!r}; valid {kind}s: {', '.join(valid)}")
+        raise ValueError(f"unknown {kind} {value!r}; valid {plural(kind)}: {', '.join(valid)}")
     return value

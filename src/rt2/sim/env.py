@@ -16,10 +16,10 @@ Observation: ``image`` uint8[H, W, 3] (top-down, row 0 = x 0.15 m "top", col 0 =
 f32[2] (measured), ``target`` f32[2] (commanded setpoint), ``instruction`` str.
 
 Reset options: ``family`` (a name in ``FAMILIES``), or ``task`` (a ``TaskSpec``) with optional ``instruction``
-(any string); ``scene`` (an exact ``Scene`` layout) or ``scene_config`` (a ``SceneConfig`` or preset name);
-``language`` ("en" | "es" | "fr"), ``split`` ("train" | "heldout"). As in Language-Table, a layout with no valid
-task, or whose goal is already satisfied, is re-sampled. Families that need symbols (block2symbol) get 4 symbols
-added to a scene config that has none.
+(a non-empty string; omitted or None = generated from the task); ``scene`` (an exact ``Scene`` layout) or
+``scene_config`` (a ``SceneConfig`` or preset name); ``language`` ("en" | "es" | "fr"), ``split`` ("train" |
+"heldout"). As in Language-Table, a layout with no valid task, or whose goal is already satisfied, is re-sampled.
+Families that need symbols (block2symbol) get 4 symbols added to a scene config that has none.
 """
 
 from __future__ import annotations
@@ -165,6 +165,7 @@ class TabletopEnv(gym.Env):
         bad = sorted(set(options) - set(RESET_OPTIONS))
         if bad:
             raise ValueError(f"unknown reset option(s) {bad}; valid: {', '.join(RESET_OPTIONS)}")
+        _check_instruction(options.get("instruction"))
         rng = self.np_random
         language = board.check_name("language", options.get("language", self.config.language), instructions.LANGUAGES)
         split = board.check_name("split", options.get("split", self.config.split), instructions.SPLITS)
@@ -212,7 +213,12 @@ class TabletopEnv(gym.Env):
         self._phys, self._scene, self._task = phys, scene, task
         self._target = np.asarray(scene.effector, np.float64)
         self._steps = 0
-        self._instruction = options.get("instruction") or instructions.generate(task, scene, rng, language, split)
+        instruction = options.get("instruction")
+        # `is None`, not falsiness: an empty string is a caller's mistake, rejected in _check_instruction
+        # rather than silently swapped for a generated instruction.
+        if instruction is None:
+            instruction = instructions.generate(task, scene, rng, language, split)
+        self._instruction = instruction
         self._image = self._renderer.render(scene)
         self._prev = self._image
         success, dist = tasks.evaluate(task, scene)
@@ -277,6 +283,22 @@ class TabletopEnv(gym.Env):
         if self._video is None:
             self._video = Renderer(self.config.video_size)
         return overlay_text(self._video.render(self.world_state()), self._instruction)
+
+
+def _check_instruction(instruction: object) -> None:
+    """Reject a reset ``instruction`` that is not a non-empty string (None means "generate one")."""
+    if instruction is None:
+        return
+    if not isinstance(instruction, str):
+        raise ValueError(
+            f"options['instruction'] must be a str, got {type(instruction).__name__} {instruction!r}; "
+            "pass the text, or leave it out to have one generated from the task"
+        )
+    if not instruction.strip():
+        raise ValueError(
+            f"options['instruction'] is empty or whitespace ({instruction!r}); "
+            "pass the text, or leave it out (or None) to have one generated from the task"
+        )
 
 
 def _config_for(family: str, cfg: SceneConfig, spec: TaskSpec | None) -> SceneConfig:

@@ -45,6 +45,16 @@ class Block:
     scale: float = 1.0
     rgb: tuple[int, int, int] | None = None  # overrides the palette colour (colour jitter); None = palette
 
+    def __post_init__(self) -> None:
+        # Checked here, not at render time: an unknown colour or shape used to pass construction and only fail
+        # at env.reset as a bare KeyError from the palette/footprint tables. board.COLOURS / board.SHAPES include
+        # the held-out ones (HELDOUT_8, the unseen-object suites), so those stay valid.
+        try:
+            board.check_colour(self.colour)
+            board.check_shape(self.shape)
+        except ValueError as e:
+            raise ValueError(f"Block({self.colour!r}, {self.shape!r}): {e}") from None
+
     @property
     def name(self) -> str:
         """Identity used by TaskSpec, e.g. "red moon" (colour+shape is unique within a scene)."""
@@ -68,6 +78,14 @@ class Symbol:
     y: float
     colour: str = "red"
     size: float = board.SYMBOL_SIZE
+
+    def __post_init__(self) -> None:
+        # Same trap as Block: the renderer looks both up in tables and would fail later with a bare KeyError.
+        try:
+            board.check_symbol(self.kind)
+            board.check_colour(self.colour)
+        except ValueError as e:
+            raise ValueError(f"Symbol({self.kind!r}, colour={self.colour!r}): {e}") from None
 
     @property
     def xy(self) -> np.ndarray:

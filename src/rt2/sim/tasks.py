@@ -73,6 +73,19 @@ class TaskSpec:
 
     def __post_init__(self) -> None:
         board.check_name("family", self.family, FAMILIES)
+        # Block names are checked here, not only at bind: a misspelt one ("red sphere") otherwise survives until
+        # a scene is sampled, where it reads as "not in block set" rather than "no such shape".
+        check_block_name(self.block, "block")
+        if self.target_block is not None:
+            check_block_name(self.target_block, "target_block")
+        if isinstance(self.avoid, str):
+            # A bare string would be iterated character by character as block names.
+            raise ValueError(
+                f"TaskSpec avoid must be a tuple of block names, got the string {self.avoid!r}; "
+                f"write avoid=({self.avoid!r},)"
+            )
+        for name in self.avoid:
+            check_block_name(name, "avoid")
         if self.location is not None:
             board.check_name("location", self.location, tuple(board.LOCATIONS))
         if self.direction is not None:
@@ -106,6 +119,27 @@ class TaskSpec:
     def scoring_family(self) -> str:
         """The family whose success test applies (property_referent delegates to its goal)."""
         return self.goal if self.family == "property_referent" else self.family
+
+
+def check_block_name(name: str, field: str = "block") -> str:
+    """``name`` if it is a block identity "<colour> <shape>" (``Block.name``), else a ValueError saying why.
+
+    The identity is always the full pair, even when one word would pick the block out on some layout: a spec
+    is written before the layout exists (and is bound to many), so "the red one" / "the moon" belongs in the
+    instruction text, never in a TaskSpec. Held-out colours and shapes are valid names.
+    """
+    parts = name.split(" ") if isinstance(name, str) else []
+    if len(parts) != 2:
+        raise ValueError(
+            f'TaskSpec {field} {name!r} is not a block name: use "<colour> <shape>" as in Block.name, e.g. '
+            f'"red moon" (colours: {", ".join(board.COLOURS)}; shapes: {", ".join(board.SHAPES)})'
+        )
+    try:
+        board.check_colour(parts[0])
+        board.check_shape(parts[1])
+    except ValueError as e:
+        raise ValueError(f"TaskSpec {field} {name!r}: {e}") from None
+    return name
 
 
 def success_radius(spec: TaskSpec) -> float:
