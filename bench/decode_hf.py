@@ -22,7 +22,6 @@ both alike; the ratio reported is the median of per-rep ratios generate/loop (>1
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -102,14 +101,22 @@ def bench_one(bb, batch: int, dim: int, reps: int, rng: np.random.Generator) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="rt2 bench decode_hf", description=__doc__.split("\n")[0])
+    from rt2.cli import DefaultsFormatter, Parser  # closest-option hints on typos, as everywhere under `rt2`
+
+    p = Parser(
+        prog="rt2 bench decode_hf",
+        description=__doc__.split("\n")[0],
+        formatter_class=DefaultsFormatter,
+    )
     p.add_argument("--families", nargs="+", default=["paligemma", "idefics3"], help="tiny families to build")
     p.add_argument("--path", default=None, help="a local HF checkpoint folder instead of tiny random models")
-    p.add_argument("--batch", nargs="+", type=int, default=[1, 8])
-    p.add_argument("--dims", nargs="+", type=int, default=[2, 8], choices=[2, 8])
-    p.add_argument("--reps", type=int, default=15)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", nargs="+", type=int, default=[1, 8], help="batch sizes to time")
+    p.add_argument(
+        "--dims", nargs="+", type=int, default=[2, 8], choices=[2, 8], help="action dims: 2 language_table, 8 rt1"
+    )
+    p.add_argument("--reps", type=int, default=15, help="timed repetitions per variant (interleaved)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     from rt2.models.registry import build_backbone

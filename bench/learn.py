@@ -171,6 +171,7 @@ def build_model(tokenizer, args, norm: dict | None = None):
         text_layers=args.text_layers,
         text_heads=max(1, args.text_width // 64),
         stem_channels=tuple(args.stem),
+        keypoints=args.keypoints,
         patch_size=tuple(args.patch),
         image_size=tuple(args.image_size),
         max_text_len=64,
@@ -352,7 +353,15 @@ def plot(curves: dict[str, list[dict]], path: Path, title: str) -> None:
 
 # ---- command --------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="rt2 bench learn", description=__doc__.split("\n\n")[0])
+    from rt2.cli import DefaultsFormatter, Parser  # closest-option hints on typos, as everywhere under `rt2`
+
+    p = Parser(
+        prog="rt2 bench learn",
+        # runtime from the defaults below: the clocks count training CPU time, evaluations come on top
+        description=__doc__.split("\n\n")[0]
+        + " Runtime: 10 + 3 x 30 training CPU minutes plus the evaluations; --quick < 1 min.",
+        formatter_class=DefaultsFormatter,
+    )
     p.add_argument("--out", default="runs/learn", help="output directory (learn.json, learn.png, run dirs)")
     p.add_argument("--minutes", type=float, default=30.0, help="training CPU minutes per regime")
     p.add_argument("--eval-every", type=float, default=5.0, help="CPU minutes between block-to-block evaluations")
@@ -370,34 +379,37 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g.add_argument("--robot-point-share", type=float, default=0.25, help="pointing: share of 'where is the robot?'")
     g = p.add_argument_group("model and optimization")
     g.add_argument("--model", default="pali-nano", help="backbone preset (sizes below override it)")
-    g.add_argument("--image-size", type=int, nargs=2, default=[72, 96], metavar=("H", "W"))
-    g.add_argument("--patch", type=int, nargs=2, default=[12, 16], metavar=("PH", "PW"))
+    g.add_argument("--image-size", type=int, nargs=2, default=[72, 96], metavar=("H", "W"), help="frame size")
+    g.add_argument("--patch", type=int, nargs=2, default=[12, 16], metavar=("PH", "PW"), help="vision patch size")
     g.add_argument("--stem", type=int, nargs="*", default=[32, 64], help="conv stem channels (stride 2 each)")
     g.add_argument("--frames", type=int, default=1, help="frames per example (1 = current, 2 = previous+current)")
-    g.add_argument("--vision-width", type=int, default=128)
-    g.add_argument("--vision-layers", type=int, default=2)
-    g.add_argument("--text-width", type=int, default=128)
-    g.add_argument("--text-layers", type=int, default=3)
+    g.add_argument("--vision-width", type=int, default=128, help="vision encoder width")
+    g.add_argument("--vision-layers", type=int, default=2, help="vision encoder layers")
+    g.add_argument("--text-width", type=int, default=128, help="text decoder width")
+    g.add_argument("--text-layers", type=int, default=3, help="text decoder layers")
+    g.add_argument("--keypoints", type=int, default=32, help="spatial-softmax keypoint tokens per frame (0 = none)")
     g.add_argument("--pos-init", default="sincos", choices=("sincos", "learned"), help="vision patch positions init")
     g.add_argument("--input-init", default="fanin", choices=("fanin", "default"), help="patchify/projector init")
     g.add_argument("--image-norm", default="data", choices=("data", "fixed"), help="per-channel stats or 0.5/0.5")
-    g.add_argument("--lr", type=float, default=2e-3)
-    g.add_argument("--warmup", type=int, default=100)
-    g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    g.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate")
+    g.add_argument("--warmup", type=int, default=100, help="linear warm-up steps before the cosine decay")
+    g.add_argument("--batch-size", type=int, default=32, help="examples per training step")
+    g.add_argument(
+        "--precision", default="auto", choices=("auto", "fp32", "bf16"), help="auto: bf16 autocast where the CPU has it"
+    )
     g.add_argument("--threads", type=int, default=1, help="torch threads (1: CPU minutes stay comparable)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="data, init and training seed")
     g = p.add_argument_group("evaluation")
     g.add_argument("--max-steps", type=int, default=200, help="episode cap (protocol: 200)")
     g.add_argument("--num-envs", type=int, default=50, help="parallel envs per batched policy call")
-    g.add_argument("--eval-seed", type=int, default=0)
+    g.add_argument("--eval-seed", type=int, default=0, help="seed of the evaluation episodes (same for all regimes)")
     args = p.parse_args(argv)
     if args.quick:
         args.minutes, args.eval_every, args.pretrain_minutes = 0.015, 0.015, 0.01
         args.episodes, args.seen_episodes, args.max_steps, args.data_episodes = 2, 1, 5, 4
         args.num_envs, args.warmup, args.batch_size = 8, 2, 8
         args.vision_width, args.vision_layers, args.text_width, args.text_layers = 32, 1, 64, 1
-        args.stem, args.patch = [8], [12, 16]
+        args.stem, args.patch, args.keypoints = [8], [12, 16], 4
     regimes = tuple(r.strip() for r in args.regimes.split(",") if r.strip())
     bad = [r for r in regimes if r not in REGIMES]
     if bad or not regimes:

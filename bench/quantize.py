@@ -21,7 +21,6 @@ as "fp32 time in nn.Linear" from the torch profiler.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -89,14 +88,25 @@ def agreement(p32, p8, images, instructions, batch: int = 8) -> tuple[float, flo
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="rt2 bench quantize", description=__doc__.split("\n")[0])
+    from rt2.cli import DefaultsFormatter, Parser  # closest-option hints on typos, as everywhere under `rt2`
+
+    p = Parser(
+        prog="rt2 bench quantize",
+        description=__doc__.split("\n")[0] + " (~3-8 min with the defaults; --quick ~20 s)",
+        formatter_class=DefaultsFormatter,
+    )
     p.add_argument("--policy", default=None, help="checkpoint dir (default: the policy shipped with rt2)")
     p.add_argument("--episodes", type=int, default=2, help="episodes per task for the success rows")
     p.add_argument("--max-steps", type=int, default=200, help="step cap per episode (protocol: 200)")
     p.add_argument("--suites", default="seen," + ",".join(EMERGENT), help="suites for the success rows")
     p.add_argument("--reps", type=int, default=15, help="timed rounds per variant (interleaved)")
     p.add_argument("--observations", type=int, default=64, help="observations for the agreement row")
-    p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("OMP_NUM_THREADS", "1")),
+        help="torch threads (from $OMP_NUM_THREADS)",
+    )
     p.add_argument("--quick", action="store_true", help="smoke run: B=1, 3 reps, 16 observations, 1 short episode")
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     args = p.parse_args(argv)

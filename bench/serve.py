@@ -1,4 +1,4 @@
-"""``rt2 bench serve``: what the network service costs and how many robots it carries, ratios in one run.
+"""``rt2 bench serve`` (~1 min): what the network service costs and how many robots it carries, ratios in one run.
 
 (a) one robot: round-trip through ``rt2 serve`` (a separate process on loopback) vs in-process
     ``Policy.predict_action`` on the same frame, interleaved call by call; reports the p50 overhead in ms and the
@@ -7,16 +7,17 @@
     server with micro-batching ON (``--max-batch``) and OFF (``--max-batch 1``), same run: achieved Hz per robot,
     p50/p99 latency, mean batch size (from the server's /metrics), failed calls.
 
-Without ``--policy`` a random-init pali-tiny policy is built in a temp dir (said in the output): the cost of a
+Without ``--policy`` a random-init policy of the built-in preset ``--backbone`` (default ``pali-nano``, 1.2 M
+parameters; ``pali-tiny`` ~5 M, ``pali-small`` ~20 M) is built in a temp dir (said in the output): the cost of a
 forward pass does not depend on the weights. Example::
 
-    rt2 bench serve                                    # default, ~1.5 min
+    rt2 bench serve                                    # default (pali-nano): ~1 min on 2 cores
+    rt2 bench serve --backbone pali-tiny               # the previous default preset
     rt2 bench serve --robots 1 4 16 --duration 8 --num-threads 2
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -36,11 +37,16 @@ CORPUS = [
 ] * 50
 
 
-def build_random_policy(directory: Path) -> None:
+# The built-in presets (rt2.models.pali), listed here rather than read from the registry so that argument
+# parsing (and `--help`) does not import torch.
+BACKBONES = ("pali-nano", "pali-tiny", "pali-small")
+
+
+def build_random_policy(directory: Path, backbone: str = "pali-nano") -> None:
     from rt2.models.text_tokenizer import TextTokenizer
     from rt2.models.vla import VLA
 
-    VLA.build("pali-tiny", TextTokenizer.train(CORPUS, vocab_size=256)).save_pretrained(directory)
+    VLA.build(backbone, TextTokenizer.train(CORPUS, vocab_size=256)).save_pretrained(directory)
 
 
 class ServerProc:
@@ -156,19 +162,24 @@ def fleet(server: ServerProc, n_robots: int, hz: float, duration: float, frames:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(
-        prog="rt2 bench serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    from rt2.cli import HelpFormatter, Parser  # closest-option hints on typos, defaults shown in --help
+
+    ap = Parser(prog="rt2 bench serve", description=__doc__, formatter_class=HelpFormatter)
+    ap.add_argument("--policy", default=None, help="checkpoint dir (default: random-init --backbone)")
+    ap.add_argument(
+        "--backbone", default="pali-nano", choices=BACKBONES, help="preset of the random-init policy (no --policy)"
     )
-    ap.add_argument("--policy", default=None, help="checkpoint dir (default: random-init pali-tiny)")
-    ap.add_argument("--robots", type=int, nargs="+", default=[1, 4, 16])
+    ap.add_argument("--robots", type=int, nargs="+", default=[1, 4, 16], help="fleet sizes to measure, in order")
     ap.add_argument("--hz", type=float, default=10.0, help="target rate per robot")
     ap.add_argument("--duration", type=float, default=8.0, help="seconds per fleet measurement")
     ap.add_argument("--single-n", type=int, default=100, help="calls for the single-robot overhead measurement")
     ap.add_argument("--num-threads", type=int, default=2, help="torch threads, server and in-process baseline")
-    ap.add_argument("--max-batch", type=int, default=16)
-    ap.add_argument("--max-wait-ms", type=float, default=5.0)
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--max-batch", type=int, default=16, help="server micro-batch size of the batching runs")
+    ap.add_argument("--max-wait-ms", type=float, default=5.0, help="server batching window of the batching runs")
+    ap.add_argument("--json", action="store_true", help="also print the results as one JSON line")
     args = ap.parse_args(argv)
+    if args.policy is not None and any(a.split("=")[0] == "--backbone" for a in argv):
+        ap.error("--backbone chooses the random-init policy; it cannot be combined with --policy")
     # Before torch loads: idle OpenMP threads of one process must not spin and steal the core the other
     # process needs (server and in-process baseline alternate on 2 shared cores).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -181,9 +192,9 @@ def main(argv: list[str]) -> int:
     tmp = None
     if args.policy is None:
         tmp = tempfile.TemporaryDirectory(prefix="rt2-bench-serve-")
-        build_random_policy(Path(tmp.name))
+        build_random_policy(Path(tmp.name), args.backbone)
         args.policy = tmp.name
-        print("policy: random-init pali-tiny (no --policy given; speed does not depend on the weights)")
+        print(f"policy: random-init {args.backbone} (no --policy given; speed does not depend on the weights)")
     policy = Policy.from_pretrained(args.policy)
     h, w = policy.image_size
     rng = np.random.default_rng(0)

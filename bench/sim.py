@@ -11,7 +11,6 @@ Random actions drive the physics/env rows, so blocks are actually pushed some of
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
@@ -29,10 +28,18 @@ def _rate(n: int, fn) -> tuple[float, float]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="rt2 bench sim", description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="policy image size")
-    parser.add_argument("--seed", type=int, default=0)
+    from rt2.cli import DefaultsFormatter, Parser  # closest-option hints on typos, as everywhere under `rt2`
+
+    parser = Parser(
+        prog="rt2 bench sim",
+        description=__doc__.split("\n")[0],
+        formatter_class=DefaultsFormatter,
+    )
+    parser.add_argument("--steps", type=int, default=3000, help="control steps timed per row")
+    parser.add_argument(
+        "--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="policy image size (None: the env's)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the env and of the random actions")
     args = parser.parse_args(argv)
     n = args.steps
     cfg = EnvConfig() if args.size is None else EnvConfig(image_size=tuple(args.size))

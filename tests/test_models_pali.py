@@ -18,9 +18,12 @@ from rt2.models import PaliConfig, build_backbone, list_backbones
 from rt2.models.checkpoint import CheckpointError
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["1frame", "2frames"])
+@pytest.fixture(
+    scope="module", params=[(1, 0), (2, 0), (2, 4)], ids=["1frame", "2frames", "2frames-keypoints"]
+)
 def backbone(request):
-    return tiny_pali(n_frames=request.param)
+    frames, keypoints = request.param
+    return tiny_pali(n_frames=frames, keypoints=keypoints)
 
 
 def test_causality(backbone):
@@ -99,6 +102,24 @@ def test_input_side_init_defaults_and_opt_out():
     assert old.vision.proj.weight.std() < 0.02 and old.vision.pos.std() < 0.05
     with pytest.raises(ValueError, match="pos_init"):
         PaliConfig(pos_init="rope")
+
+
+def test_keypoint_tokens_follow_the_object():
+    """Keypoint tokens are appended per frame; their expected coordinates stay on the frame and depend on where
+    things are (a bright square in two places)."""
+    bb = tiny_pali(keypoints=4)
+    assert bb.config.num_image_tokens == bb.config.tokens_per_frame + 4
+    frames = np.zeros((2, 24, 32, 3), np.uint8)
+    frames[0, 4:8, 2:6] = 255
+    frames[1, 16:20, 24:28] = 255
+    with torch.no_grad():
+        pix = bb.prepare([[f] for f in frames], ["a", "a"])["pixel_values"]
+        xy = bb.vision.kp_logits(bb.vision.stem(pix.flatten(0, 1))).flatten(2).softmax(-1) @ bb.vision.kp_grid
+        tokens = bb.vision(pix)
+    assert xy.shape == (2, 4, 2) and xy.abs().max() <= 1.0  # expected coordinates stay on the frame
+    assert (xy[1] - xy[0]).abs().max() > 1e-3 and (tokens[1, -4:] - tokens[0, -4:]).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="keypoints"):
+        PaliConfig(keypoints=-1)
 
 
 def test_image_norm_is_saved_and_validated(tmp_path):

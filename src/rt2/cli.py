@@ -40,6 +40,39 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# name -> expected runtime on a 2-core CPU, from the command module's own docstring (measured there), appended to
+# the command's --help description. Commands whose runtime depends wholly on their arguments are left out;
+# `rt2 pretrain` / `rt2 train` set their own description (with runtime) in rt2.train.cli.
+RUNTIMES: dict[str, str] = {
+    "bench": "each benchmark states its own runtime in `rt2 bench NAME --help`",
+    "collect": "~2-3 s for 20 episodes, ~13 s for 200 on 2 CPU cores",
+    "oracle-table": "~3-5 s with the defaults, 350 episodes, on a 2-core CPU",
+    "eval": "oracle, seen x 10 episodes: ~5 s; a learned policy: ~0.2-0.5 s per batched step on 2 CPU cores",
+    "vqa": "400 items: ~5-10 s on 2 CPU cores",
+    "reproduce": "default budget: < 2 h on 2 CPU cores (estimate); --quick: 0.5-3.5 min",
+    "serve": "ready in ~2 s",
+    "run-robot": "~20 s per 200-step episode at 10 Hz, plus ~2 s start-up",
+}
+
+
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default after its help, unless the help already states it.
+
+    A help that says "(default: the shipped policy)" is clearer than an extra "(default: None)", and
+    ``rt2 serve --token`` ("default: $RT2_SERVE_TOKEN") must not print the secret's value in --help.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default:" in text or "(default" in text:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class HelpFormatter(DefaultsFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults after every option's help, and a description printed as written (for docstring-long ones)."""
+
+
 class Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors name the closest valid option or choice."""
 
@@ -84,22 +117,35 @@ def build_parser(command: str | None = None) -> Parser:
     parser.add_argument("--version", action="version", version=f"rt2 {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, (_, help_text) in COMMANDS.items():
+        runtime = RUNTIMES.get(name)
         p = sub.add_parser(
             name,
             help=help_text,
-            description=help_text,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            description=f"{help_text} ({runtime})" if runtime else help_text,
+            formatter_class=DefaultsFormatter,
         )
         if name == command:
             _load(name).add_arguments(p)
     return parser
 
 
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[name]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS else None)
-    args = parser.parse_args(argv)
+    # parse_known_args, not parse_args: with parse_args the top-level parser reports a subcommand's unknown
+    # option and suggests from its own options (`oracle-table --episods` -> "did you mean --version?").
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        before_command = argv[: argv.index(args.command)] if args.command else argv
+        if args.command is None or any(e in before_command for e in extras):
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(extras)}")
     if args.command is None:
         parser.print_help()
         return 0

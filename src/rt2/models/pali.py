@@ -63,6 +63,11 @@ class PaliConfig:
     # "default" (N(0, 0.02) everywhere) it does not even memorise 64 pointing examples in 300 steps.
     pos_init: str = "sincos"  # "sincos" | "learned" (zeros + N(0, 0.02))
     input_init: str = "fanin"  # "fanin" | "default"
+    # Spatial-softmax keypoint tokens per frame (0 = none): K 1x1-conv heat maps over the stem's features, each
+    # turned into its expected (x, y) and the features there, and appended as K extra image tokens. Why: 36 patch
+    # tokens are ~7 x 10 cm each, while a block is 4 cm and the pointing/action grid is 2-3 cm; keypoints give
+    # sub-patch coordinates directly (the spatial-softmax prior of reference/bc-feasibility.md).
+    keypoints: int = 0
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the config
 
     def __post_init__(self) -> None:
@@ -84,6 +89,8 @@ class PaliConfig:
                 f"pos_init must be 'sincos' or 'learned' and input_init 'fanin' or 'default', "
                 f"got {self.pos_init!r}, {self.input_init!r}"
             )
+        if self.keypoints < 0:
+            raise ValueError(f"keypoints must be >= 0, got {self.keypoints}")
         if self.n_frames < 1 or self.max_text_len < 8:
             raise ValueError(f"need n_frames >= 1 and max_text_len >= 8, got {self.n_frames}, {self.max_text_len}")
 
@@ -97,7 +104,7 @@ class PaliConfig:
 
     @property
     def num_image_tokens(self) -> int:
-        return self.n_frames * self.tokens_per_frame
+        return self.n_frames * (self.tokens_per_frame + self.keypoints)
 
     def replace(self, **kw: Any) -> PaliConfig:
         return dataclasses.replace(self, **kw)
@@ -118,7 +125,9 @@ class PaliConfig:
     def nano(cls, **kw: Any) -> PaliConfig:
         """~1.2 M params: vision 128x2, text 128x3, same 36 tokens per frame. The CPU recipe's default: it trains
         at ~6x the samples/s of pali-tiny on one core, and grounding needs samples (reference/bc-feasibility.md)."""
-        base = dict(vision_width=128, vision_layers=2, vision_heads=4, text_width=128, text_layers=3, text_heads=2)
+        base = dict(
+            vision_width=128, vision_layers=2, vision_heads=4, text_width=128, text_layers=3, text_heads=2, keypoints=32
+        )
         return cls(name="pali-nano", **{**base, **kw})
 
     @classmethod
@@ -215,14 +224,39 @@ class VisionEncoder(nn.Module):
         self.ln = nn.LayerNorm(c.vision_width, eps=1e-6)
         self.proj = nn.Linear(c.vision_width, c.text_width)
         self.frame = nn.Parameter(torch.zeros(c.n_frames, c.text_width))
+        self.keypoints = c.keypoints
+        if c.keypoints:
+            fh, fw = c.image_size[0] // s, c.image_size[1] // s  # the stem's feature map
+            ys, xs = torch.meshgrid(torch.linspace(-1, 1, fh), torch.linspace(-1, 1, fw), indexing="ij")
+            self.register_buffer("kp_grid", torch.stack([xs.flatten(), ys.flatten()], 1), persistent=False)
+            # Fourier code of (x, y): the decoder must turn a coordinate into one of 21 grid classes, which a sin/
+            # cos code makes near-linear; the top frequency resolves ~1/16 of the board.
+            self.register_buffer("kp_freqs", math.pi / 2 * 2.0 ** torch.arange(6.0), persistent=False)
+            self.kp_logits = nn.Conv2d(ch, c.keypoints, 1)
+            self.kp_xy = nn.Linear(4 * 6, c.text_width)
+            self.kp_feat = nn.Linear(ch, c.text_width)
+            self.kp_embed = nn.Parameter(torch.zeros(c.keypoints, c.text_width))
+
+    def _keypoint_tokens(self, feat: torch.Tensor) -> torch.Tensor:
+        """float[B*F, C, h, w] stem features -> float[B*F, K, text_width]."""
+        heat = self.kp_logits(feat).flatten(2).float().softmax(-1)  # [B*F, K, h*w]; fp32 under autocast
+        xy = heat @ self.kp_grid  # [B*F, K, 2] expected coordinates in [-1, 1]
+        ang = xy[..., None] * self.kp_freqs  # [B*F, K, 2, 6]
+        code = torch.cat([ang.sin(), ang.cos()], -1).flatten(2)  # [B*F, K, 24]
+        what = heat @ feat.flatten(2).transpose(1, 2).float()  # [B*F, K, C]: the features under each keypoint
+        return self.kp_xy(code) + self.kp_feat(what) + self.kp_embed
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         B, Fr = pixels.shape[:2]
-        x = self.patch(self.stem(pixels.flatten(0, 1)))  # [B*F, Cv, gh, gw]
+        feat = self.stem(pixels.flatten(0, 1))
+        x = self.patch(feat)  # [B*F, Cv, gh, gw]
         x = x.flatten(2).transpose(1, 2) + self.pos  # [B*F, N, Cv]
         for blk in self.blocks:
             x = blk(x)
-        x = self.proj(self.ln(x)).view(B, Fr, -1, self.frame.shape[1]) + self.frame[None, :, None]
+        x = self.proj(self.ln(x))  # [B*F, N, Ct]
+        if self.keypoints:
+            x = torch.cat([x, self._keypoint_tokens(feat).to(x.dtype)], 1)  # [B*F, N + K, Ct]
+        x = x.view(B, Fr, -1, self.frame.shape[1]) + self.frame[None, :, None]
         return x.flatten(1, 2)
 
 
@@ -287,6 +321,10 @@ class PaliBackbone(Backbone):
             # the decoder first learns to ignore the image; unit-gain patchify + projector keep it O(1).
             nn.init.kaiming_normal_(vis.patch.weight, nonlinearity="linear")
             nn.init.normal_(vis.proj.weight, std=vis.proj.in_features**-0.5)
+            if vis.keypoints:  # peaked heat maps and O(1) keypoint tokens from the first step, for the same reason
+                nn.init.kaiming_normal_(vis.kp_logits.weight, nonlinearity="linear")
+                nn.init.normal_(vis.kp_xy.weight, std=vis.kp_xy.in_features**-0.5)
+                nn.init.normal_(vis.kp_feat.weight, std=vis.kp_feat.in_features**-0.5)
         with torch.no_grad():
             vis.pos.zero_()
             if self.config.pos_init == "sincos":
