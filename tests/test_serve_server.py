@@ -134,6 +134,9 @@ def test_fuzz_server_stays_up(server, payloads):
             r = _req(ws, p)
             assert ("error" in r and r["error"]["code"] == "bad_request") or "actions" in r, r
         _good(ws)
+    with _ws(server.url) as other:  # and the server still serves a fresh connection
+        other.recv(timeout=10)
+        _good(other)
 
 
 def test_two_frame_history_per_robot_and_reset(server):
