@@ -172,6 +172,7 @@ def build_model(tokenizer, args, norm: dict | None = None):
         text_heads=max(1, args.text_width // 64),
         stem_channels=tuple(args.stem),
         keypoints=args.keypoints,
+        keypoint_film=bool(args.keypoint_film and args.keypoints),
         patch_size=tuple(args.patch),
         image_size=tuple(args.image_size),
         max_text_len=64,
@@ -388,6 +389,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g.add_argument("--text-width", type=int, default=128, help="text decoder width")
     g.add_argument("--text-layers", type=int, default=3, help="text decoder layers")
     g.add_argument("--keypoints", type=int, default=32, help="spatial-softmax keypoint tokens per frame (0 = none)")
+    g.add_argument(
+        "--keypoint-film", type=int, default=1, choices=(0, 1), help="1: FiLM the keypoint heat maps with the prompt"
+    )
     g.add_argument("--pos-init", default="sincos", choices=("sincos", "learned"), help="vision patch positions init")
     g.add_argument("--input-init", default="fanin", choices=("fanin", "default"), help="patchify/projector init")
     g.add_argument("--image-norm", default="data", choices=("data", "fixed"), help="per-channel stats or 0.5/0.5")

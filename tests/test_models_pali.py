@@ -19,11 +19,13 @@ from rt2.models.checkpoint import CheckpointError
 
 
 @pytest.fixture(
-    scope="module", params=[(1, 0), (2, 0), (2, 4)], ids=["1frame", "2frames", "2frames-keypoints"]
+    scope="module",
+    params=[(1, 0, False), (2, 0, False), (2, 4, True)],
+    ids=["1frame", "2frames", "2frames-film-keypoints"],
 )
 def backbone(request):
-    frames, keypoints = request.param
-    return tiny_pali(n_frames=frames, keypoints=keypoints)
+    frames, keypoints, film = request.param
+    return tiny_pali(n_frames=frames, keypoints=keypoints, keypoint_film=film)
 
 
 def test_causality(backbone):
@@ -120,6 +122,23 @@ def test_keypoint_tokens_follow_the_object():
     assert (xy[1] - xy[0]).abs().max() > 1e-3 and (tokens[1, -4:] - tokens[0, -4:]).abs().max() > 1e-3
     with pytest.raises(ValueError, match="keypoints"):
         PaliConfig(keypoints=-1)
+
+
+def test_film_keypoints_depend_on_the_prompt_not_the_answer():
+    """With keypoint_film the image tokens change with the question asked, but never with the answer tokens
+    (that would leak the label into the prefix during training)."""
+    bb = tiny_pali(keypoints=4, keypoint_film=True)
+    img = sample_images(bb, 1)[0]
+    with torch.no_grad():
+        for w in (bb.vision.kp_film.weight, bb.vision.kp_film.bias):
+            w.normal_(std=0.5)  # away from the identity init
+        a = bb.prepare([img], ["where is the red moon?"], targets=[[5, 6]])
+        b = bb.prepare([img], ["where is the blue cube?"], targets=[[5, 6]])
+        c = bb.prepare([img], ["where is the red moon?"], targets=[[7, 8]])
+        la, lb, lc = bb(**a), bb(**b), bb(**c)
+    n = a["input_ids"].shape[1] - 2  # the prompt's positions; answers differ only after them
+    assert (la[:, :n] - lb[:, :n]).abs().max() > 1e-4
+    torch.testing.assert_close(la[:, :n], lc[:, :n])
 
 
 def test_image_norm_is_saved_and_validated(tmp_path):

@@ -68,6 +68,10 @@ class PaliConfig:
     # tokens are ~7 x 10 cm each, while a block is 4 cm and the pointing/action grid is 2-3 cm; keypoints give
     # sub-patch coordinates directly (the spatial-softmax prior of reference/bc-feasibility.md).
     keypoints: int = 0
+    # FiLM the keypoint heat maps with the prompt (RT-1's instruction-conditioned image features): the masked mean of
+    # the prompt's token embeddings scales and shifts the stem features the heat maps read, so "where is the red
+    # moon?" can put a keypoint on the red moon. Instruction-agnostic keypoints split over look-alike blocks.
+    keypoint_film: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the config
 
     def __post_init__(self) -> None:
@@ -126,7 +130,14 @@ class PaliConfig:
         """~1.2 M params: vision 128x2, text 128x3, same 36 tokens per frame. The CPU recipe's default: it trains
         at ~6x the samples/s of pali-tiny on one core, and grounding needs samples (reference/bc-feasibility.md)."""
         base = dict(
-            vision_width=128, vision_layers=2, vision_heads=4, text_width=128, text_layers=3, text_heads=2, keypoints=32
+            vision_width=128,
+            vision_layers=2,
+            vision_heads=4,
+            text_width=128,
+            text_layers=3,
+            text_heads=2,
+            keypoints=32,
+            keypoint_film=True,
         )
         return cls(name="pali-nano", **{**base, **kw})
 
@@ -236,9 +247,18 @@ class VisionEncoder(nn.Module):
             self.kp_xy = nn.Linear(4 * 6, c.text_width)
             self.kp_feat = nn.Linear(ch, c.text_width)
             self.kp_embed = nn.Parameter(torch.zeros(c.keypoints, c.text_width))
+            # zero-init: FiLM starts as the identity, so the unconditioned keypoints are where training begins
+            self.kp_film = nn.Linear(c.text_width, 2 * ch) if c.keypoint_film else None
 
-    def _keypoint_tokens(self, feat: torch.Tensor) -> torch.Tensor:
-        """float[B*F, C, h, w] stem features -> float[B*F, K, text_width]."""
+    def _keypoint_tokens(self, feat: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """float[B*F, C, h, w] stem features, float[B*F, text_width] prompt summary -> float[B*F, K, text_width]."""
+        if self.kp_film is not None:
+            if cond is None:
+                raise ValueError("keypoint_film needs the prompt: call vision(pixels, cond) with the prompt summary")
+            # layer-normed: raw embeddings are N(0, 0.02), too small for FiLM to get a useful gradient
+            cond = F.layer_norm(cond.float(), cond.shape[-1:])
+            gamma, beta = self.kp_film(cond).to(feat.dtype).chunk(2, -1)
+            feat = feat * (1 + gamma[..., None, None]) + beta[..., None, None]
         heat = self.kp_logits(feat).flatten(2).float().softmax(-1)  # [B*F, K, h*w]; fp32 under autocast
         xy = heat @ self.kp_grid  # [B*F, K, 2] expected coordinates in [-1, 1]
         ang = xy[..., None] * self.kp_freqs  # [B*F, K, 2, 6]
@@ -246,7 +266,8 @@ class VisionEncoder(nn.Module):
         what = heat @ feat.flatten(2).transpose(1, 2).float()  # [B*F, K, C]: the features under each keypoint
         return self.kp_xy(code) + self.kp_feat(what) + self.kp_embed
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def forward(self, pixels: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """``cond``: float[B, text_width] prompt summary (needed with ``keypoint_film``)."""
         B, Fr = pixels.shape[:2]
         feat = self.stem(pixels.flatten(0, 1))
         x = self.patch(feat)  # [B*F, Cv, gh, gw]
@@ -255,7 +276,8 @@ class VisionEncoder(nn.Module):
             x = blk(x)
         x = self.proj(self.ln(x))  # [B*F, N, Ct]
         if self.keypoints:
-            x = torch.cat([x, self._keypoint_tokens(feat).to(x.dtype)], 1)  # [B*F, N + K, Ct]
+            c = None if cond is None else cond.repeat_interleave(Fr, 0)  # [B*F, Ct]: same prompt for every frame
+            x = torch.cat([x, self._keypoint_tokens(feat, c).to(x.dtype)], 1)  # [B*F, N + K, Ct]
         x = x.view(B, Fr, -1, self.frame.shape[1]) + self.frame[None, :, None]
         return x.flatten(1, 2)
 
@@ -325,6 +347,8 @@ class PaliBackbone(Backbone):
                 nn.init.kaiming_normal_(vis.kp_logits.weight, nonlinearity="linear")
                 nn.init.normal_(vis.kp_xy.weight, std=vis.kp_xy.in_features**-0.5)
                 nn.init.normal_(vis.kp_feat.weight, std=vis.kp_feat.in_features**-0.5)
+        if getattr(vis, "kp_film", None) is not None:  # FiLM starts as the identity
+            nn.init.zeros_(vis.kp_film.weight)
         with torch.no_grad():
             vis.pos.zero_()
             if self.config.pos_init == "sincos":
@@ -410,6 +434,14 @@ class PaliBackbone(Backbone):
         return out
 
     # ---- network pieces -------------------------------------------------------------------------------------
+    def _prompt_summary(self, input_ids: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor | None:
+        """float[B, text_width]: mean token embedding over the prompt (bool[B, T] ``prompt``: real, not answer).
+        Answer tokens are excluded, or training would condition the image on the label it must predict."""
+        if not self.config.keypoint_film:
+            return None
+        w = prompt.to(self.embed.weight.dtype)[..., None]
+        return (self.embed(input_ids) * w).sum(1) / w.sum(1).clamp(min=1.0)
+
     def _embed_text(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         if int(positions.max()) >= self.config.max_text_len:
             raise ValueError(f"text longer than max_text_len {self.config.max_text_len}")
@@ -432,7 +464,7 @@ class PaliBackbone(Backbone):
             # Trap (PaliGemma's): without the prefix marker we would not know where causality starts. Refuse
             # rather than silently run bidirectional over the answer (labels would leak).
             raise ValueError("pali forward needs token_type_ids (0 = prompt, 1 = answer); build inputs with prepare()")
-        img = self.vision(pixel_values)
+        img = self.vision(pixel_values, self._prompt_summary(input_ids, am.bool() & (tt == 0)))
         x = torch.cat([img, self._embed_text(input_ids, self._positions(am))], dim=1)
         B, S = x.shape[:2]
         n_img = img.shape[1]
@@ -456,7 +488,9 @@ class PaliBackbone(Backbone):
             raise ValueError(
                 "prefill needs LEFT-padded prompts (last column real for every row): prepare(targets=None)"
             )
-        img = self.vision(inputs["pixel_values"])
+        tt = inputs.get("token_type_ids")
+        prompt = am.bool() if tt is None else am.bool() & (tt == 0)
+        img = self.vision(inputs["pixel_values"], self._prompt_summary(input_ids, prompt))
         positions = self._positions(am)
         x = torch.cat([img, self._embed_text(input_ids, positions)], dim=1)
         B, S, _ = x.shape
