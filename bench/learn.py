@@ -24,7 +24,7 @@ What runs (all real rt2 modules):
    (``--seen-episodes`` per family, 5 families).
 
 Model defaults (``pali-nano``, 1.22 M parameters: vision 128 x 2, text 128 x 3, 36 tokens per 72 x 96 frame, conv
-stem 32-64, one frame, lr 2e-3, batch 32, ~270 samples per CPU-second with bf16) and the three input-side inits
+stem 32-64, one frame, lr 5e-4, batch 32, ~270 samples per CPU-second with bf16) and the three input-side inits
 that ``rt2.models.pali`` / ``rt2 train`` now apply by default: per-channel pixel normalization from the data (``--image-norm data``),
 fan-in init of the patchify conv and the projector (``--input-init fanin``) and 2-D sin-cos patch positions
 (``--pos-init sincos``). Measured in the issue-9 notes (sin-cos positions in all three): with the backbone's
@@ -395,7 +395,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g.add_argument("--pos-init", default="sincos", choices=("sincos", "learned"), help="vision patch positions init")
     g.add_argument("--input-init", default="fanin", choices=("fanin", "default"), help="patchify/projector init")
     g.add_argument("--image-norm", default="data", choices=("data", "fixed"), help="per-channel stats or 0.5/0.5")
-    g.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate")
+    g.add_argument("--lr", type=float, default=5e-4, help="AdamW peak learning rate")
     g.add_argument("--warmup", type=int, default=100, help="linear warm-up steps before the cosine decay")
     g.add_argument("--batch-size", type=int, default=32, help="examples per training step")
     g.add_argument(

@@ -107,12 +107,12 @@ BUDGETS: dict[str, Budget] = {
     "default": Budget(
         "default",
         1000,
-        6000,
-        4000,
+        5000,
+        3000,
         32,
         ("pali-nano",),
         tuple(s for s in ALL_SUITES if s not in ("paraphrase", "cot")),
-        20,  # 100 episodes on seen (5 tasks), the bar for a headline number (+-5 points)
+        10,
     ),
     "full": Budget("full", 4000, 12000, 12000, 32, ("pali-nano", "pali-tiny", "pali-small"), ALL_SUITES, 20),
 }
