@@ -108,11 +108,12 @@ BUDGETS: dict[str, Budget] = {
         "default",
         1000,
         5000,
-        3000,
+        2500,
         32,
         ("pali-nano",),
         tuple(s for s in ALL_SUITES if s not in ("paraphrase", "cot")),
-        10,
+        5,
+        num_envs=64,  # more episodes per batched decode: the 1-thread eval is bound by per-call overhead
     ),
     "full": Budget("full", 4000, 12000, 12000, 32, ("pali-nano", "pali-tiny", "pali-small"), ALL_SUITES, 20),
 }
