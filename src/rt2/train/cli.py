@@ -25,11 +25,11 @@ Bring your own data (see ``rt2.train.sources`` for how the mixture weights combi
 binned over q01..q99, the NormStats go into the checkpoint); ``--web-data`` is a ``data.jsonl`` folder
 (``rt2.data.vqa_files``).
 
-Expected runtime on this machine (2 shared CPU cores, pali-tiny, bf16 autocast, batch 32), measured Nov 2026:
-start-up ~10 s (tokenizer corpus of 5000 rendered web items + BPE), then ~0.85 s/step at 1 thread under load
-(``OMP_NUM_THREADS=1``: 39 samples/s; the most stable setting here) or ~0.35 s/step on 2 idle threads. So the
-``pretrain`` preset (3000 steps) takes ~20-45 min and ``cofinetune`` (2000 steps) ~12-30 min;
-``--preset debug`` (4 steps of 4) takes ~12 s. With 2 threads during contention OpenMP spin-waiting makes
+Expected runtime on this machine (2 shared CPU cores, bf16 autocast, batch 32, 1 thread), measured Dec 2026:
+``pali-nano`` (the default) ~0.19 s/step on robot data and ~0.25 s/step with the web corpus (its images are
+rendered per item), so the ``pretrain`` and ``cofinetune`` presets (3000 steps) take ~12-15 min; ``pali-tiny``
+~0.85 s/step under load (39 samples/s) or ~0.35 s/step on 2 idle threads; ``--preset debug`` ~12 s.
+With 2 threads during contention OpenMP spin-waiting makes
 steps 3-10x slower; these commands therefore default ``OMP_WAIT_POLICY=PASSIVE`` (override it in the
 environment).
 
