@@ -40,3 +40,16 @@ def test_learn_rejects_unknown_regime(tmp_path):
     learn = _load_learn()
     with pytest.raises(SystemExit):
         learn.parse_args(["--regimes", "scratch,bogus"])
+
+
+def test_action_ceiling_quick_scores_prior_and_state_mlp(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rt2_bench_ceiling_test", benchcli.bench_dir() / "action_ceiling.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--quick", "--json", str(tmp_path / "c.json")]) == 0
+    res = json.loads((tmp_path / "c.json").read_text())
+    assert res["train_frames"] > 0 and res["test_frames"] > 0 and res["state_mlp_steps"] > 0
+    assert 0.0 <= res["state_mlp_exact"] <= 1.0 and res["prior_bin_l1"] > 0
+    assert "prior (always" in capsys.readouterr().out
