@@ -69,6 +69,7 @@ def collect_demos(n: int, families: tuple[str, ...], seed: int, noise: tuple[flo
     from rt2.data.robot import RobotEpisode
     from rt2.sim import ScriptedOracle, TabletopEnv
     from rt2.sim.env import EnvConfig
+    from rt2.sim.tasks import grounding_state
 
     env = TabletopEnv(EnvConfig(image_size=tuple(image_size), two_frames=False))
     demos: list[Demo] = []
@@ -81,7 +82,7 @@ def collect_demos(n: int, families: tuple[str, ...], seed: int, noise: tuple[flo
         sigma = float(noise[k % len(noise)])
         oracle = ScriptedOracle(noise_units=sigma, seed=int(rng.integers(2**31)))
         obs, info = env.reset(seed=int(rng.integers(2**31)), options={"family": family})
-        frames, labels, eff, blocks = [], [], [], []
+        frames, labels, eff, blocks, ground = [], [], [], [], []
         done = False
         while not done:
             executed, label = oracle.act_dart(env)
@@ -90,6 +91,7 @@ def collect_demos(n: int, families: tuple[str, ...], seed: int, noise: tuple[flo
             labels.append(label)
             eff.append(scene.effector)
             blocks.append({b.name: (b.x, b.y) for b in scene.blocks})
+            ground.append(grounding_state(env.state.task, scene))
             obs, _r, terminated, truncated, info = env.step(executed)
             done = terminated or truncated
         k += 1
@@ -104,6 +106,7 @@ def collect_demos(n: int, families: tuple[str, ...], seed: int, noise: tuple[flo
             success=True,
             spec=spec,
             family=family,
+            grounding=np.stack(ground),
         )
         named = tuple(x for x in (spec.block, spec.target_block) if x)
         demos.append(Demo(ep, blocks, named))
@@ -178,7 +181,14 @@ def build_model(tokenizer, args, norm: dict | None = None):
         max_text_len=64,
     )
     over.update(pos_init=args.pos_init, input_init=args.input_init)  # rt2.models.pali applies both at init
-    return VLA.build(args.model, tokenizer, **over)
+    return VLA.build(args.model, tokenizer, **over, **_grounding(args))
+
+
+def _grounding(args) -> dict:
+    from rt2.sim.tasks import GROUNDING_DIM
+
+    w = float(args.grounding_weight)
+    return {"grounding_dim": GROUNDING_DIM if w > 0 else 0, "grounding_weight": w}
 
 
 class _Budget:
@@ -262,7 +272,7 @@ def train_curve(name, vla, sources, weights, minutes, args, run_dir, b2b, log, s
         model=args.model,
         steps=budget.total,
         batch_size=args.batch_size,
-        lr=args.lr,
+        lr=args.lr if name == "pretrain" else (args.regime_lr or args.lr),
         warmup_steps=min(args.warmup, max(1, budget.total // 10)),
         min_lr_ratio=0.1,
         precision=precision,
@@ -396,6 +406,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g.add_argument("--input-init", default="fanin", choices=("fanin", "default"), help="patchify/projector init")
     g.add_argument("--image-norm", default="data", choices=("data", "fixed"), help="per-channel stats or 0.5/0.5")
     g.add_argument("--lr", type=float, default=5e-4, help="AdamW peak learning rate")
+    g.add_argument("--regime-lr", type=float, default=0.0, help="peak lr of the three regimes (0 = --lr)")
+    g.add_argument(
+        "--grounding-weight",
+        type=float,
+        default=10.0,
+        help="weight of the auxiliary grounding loss on action rows (effector, pushed block, goal xy); 0 = off",
+    )
     g.add_argument("--warmup", type=int, default=100, help="linear warm-up steps before the cosine decay")
     g.add_argument("--batch-size", type=int, default=32, help="examples per training step")
     g.add_argument(
@@ -500,7 +517,11 @@ def main(argv: list[str] | None = None) -> int:
     curves: dict[str, list[dict]] = {}
     seen: dict[str, dict] = {}
     for regime in args.regimes:
-        vla = build_model(tokenizer, args, norm) if regime == "scratch" else VLA.from_pretrained(pre_dir).train()
+        if regime == "scratch":
+            vla = build_model(tokenizer, args, norm)
+        else:
+            g = _grounding(args)
+            vla = VLA.from_pretrained(pre_dir).set_grounding(g["grounding_dim"], g["grounding_weight"]).train()
         curves[regime] = train_curve(
             regime, vla, sources, mixes[regime], args.minutes, args, out / f"run_{regime}", b2b, log
         )

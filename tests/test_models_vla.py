@@ -137,3 +137,51 @@ def test_least_used_needs_corpus():
 
     with pytest.raises(ValueError, match="corpus"):
         VLA.build(tiny_pali(), vocab="least_used")
+
+
+def test_grounding_head_regresses_positions_from_action_states():
+    """The auxiliary grounding loss (issue 9): only action rows with a target contribute, it trains the head and
+    the backbone, it is not exported, and bad targets are refused."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    vla = tiny_vla(spread=False).train()
+    img, bins, (act, text, cot) = _examples(vla)
+    target = np.array([0.5, -0.25, 0.1, 0.2, -0.6, 0.3], np.float32)
+    act = dataclasses.replace(act, grounding=target)
+    with pytest.raises(ValueError, match="'action'/'cot'"):
+        dataclasses.replace(text, grounding=target)
+    with pytest.raises(ValueError, match="finite"):
+        dataclasses.replace(act, grounding=np.array([np.nan, 0.0], np.float32))
+    # off: no head, batches carry no targets, loss is the token loss alone
+    batch = vla.encode_examples([act, text, cot])
+    assert vla.grounding_head is None and batch.grounding is None
+    plain, m = vla.loss(batch)
+    assert "grounding_mse" not in m
+    vla.set_grounding(6, weight=10.0)
+    batch = vla.encode_examples([act, text, cot])
+    assert batch.has_grounding.tolist() == [True, False, False]
+    loss, m = vla.loss(batch)
+    assert loss.item() == pytest.approx(plain.item() + 10.0 * m["grounding_mse"], rel=1e-5)
+    opt = torch.optim.AdamW(vla.parameters(), lr=3e-3)
+    first = m["grounding_mse"]
+    for _ in range(40):
+        loss, m = vla.loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert m["grounding_mse"] < 0.2 * first
+    with pytest.raises(ValueError, match="grounding head 6"):
+        vla.encode_examples([dataclasses.replace(act, grounding=target[:4])])
+
+
+def test_grounding_head_is_training_only(tmp_path):
+    torch.manual_seed(0)
+    vla = tiny_vla(spread=False).set_grounding(6)
+    vla.save_pretrained(tmp_path / "m")
+    back = VLA.from_pretrained(tmp_path / "m")
+    assert back.config.grounding_dim == 6  # a fresh head, so fine-tuning the export keeps the recipe
+    img, bins, (act, _, _) = _examples(vla)
+    p1, p2 = Policy(vla.eval()), Policy(back)
+    q = img, "push the red star left"
+    assert np.array_equal(p1.predict_action(*q), p2.predict_action(*q))

@@ -63,7 +63,7 @@ def test_cofinetune_produces_a_loadable_policy(runs):
 def test_cli_resume_is_bit_exact_on_the_real_mixture(runs):
     root, common = runs
     argv = ["train", "--regime", "cofinetune", "--init", str(root / "pt"), "--data", str(root / "data"), *common]
-    argv += ["--steps", "4", "--set", "ckpt_every=2", "--set", "augment=true"]
+    argv += ["--steps", "4", "--set", "ckpt_every=2", "--set", "augment=true", "--grounding-weight", "10"]
     assert cli.main([*argv, "--out", str(root / "straight")]) == 0
     assert cli.main([*argv, "--out", str(root / "split"), "--stop-after", "2"]) == 0
     assert not (root / "split/final").exists()  # stopped early: no export yet
@@ -71,6 +71,34 @@ def test_cli_resume_is_bit_exact_on_the_real_mixture(runs):
     straight, split = _losses(root / "straight"), _losses(root / "split")
     assert len(straight) == len(split) == 4
     assert straight == split
+    # the auxiliary grounding head (issue 9) is part of the resumed state and logs its error
+    rows = [json.loads(line) for line in (root / "straight/metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["grounding_mse"]) for r in rows if "grounding_mse" in r)
+    assert any("grounding_mse" in r for r in rows)
+
+
+def test_grounding_needs_the_column(runs):
+    """Data without observation.environment_state (older collections, other robots) cannot train the grounding
+    head: a clear error, not a silently skipped loss."""
+    import dataclasses
+
+    from rt2.train.cli import _set_grounding
+    from rt2.train.sources import load_robot_data
+
+    root, _ = runs
+    robot = load_robot_data(root / "data", "finetune")
+    assert robot.info["grounding"] == "observation.environment_state"
+    assert all(e.grounding.shape == (len(e), 6) and np.abs(e.grounding).max() < 1.5 for e in robot.episodes)
+    from rt2.models import VLA
+
+    vla = VLA.from_pretrained(root / "pt" / "final")
+    _set_grounding(vla, 10.0, robot)
+    assert vla.grounding_head is not None and vla.config.grounding_dim == 6
+    _set_grounding(vla, 0.0, robot)
+    assert vla.grounding_head is None
+    old = dataclasses.replace(robot, episodes=[dataclasses.replace(e, grounding=None) for e in robot.episodes])
+    with pytest.raises(ValueError, match="re-collect"):
+        _set_grounding(vla, 10.0, old)
 
 
 def test_input_errors_are_clear(runs, capsys):

@@ -11,6 +11,7 @@ What each frame (row) holds, t = 0..T-1:
 |---|---|---|
 | observation.images.top | image uint8[H, W, 3] | the camera frame before action t (previous frame = previous row) |
 | observation.state | float32[4] | effector x, y (measured) and target x, y (commanded setpoint), metres |
+| observation.environment_state | float32[6] | effector, pushed block and goal x, y scaled to [-1, 1] over the board (``rt2.sim.tasks.grounding_state``): the auxiliary grounding target |
 | action | float32[2] | the delta actually sent to the env, metres (= action.executed_int * 0.01) |
 | action.executed_int | int64[2] | the executed "X Y" integers: oracle + DART noise |
 | action.label_int | int64[2] | **the training label**: the clean oracle "X Y" for this state |
@@ -51,7 +52,9 @@ from rt2.data.lerobot import Episode as LeRobotEpisode
 from rt2.data.lerobot import LeRobotWriter, PreparedEpisode, prepare_episode
 from rt2.data.progress import eta_progress
 from rt2.sim import FAMILIES, LANGUAGES, LT_FAMILIES, SCENE_PRESETS, SPLITS, TaskSpec
+from rt2.data.robot_columns import GROUNDING_KEY
 from rt2.sim.board import MAX_UNITS, UNIT_M
+from rt2.sim.tasks import grounding_state
 
 ROBOT_TYPE = "rt2_tabletop"
 FPS = 10
@@ -107,6 +110,11 @@ def features(image_size: tuple[int, int]) -> dict[str, dict[str, Any]]:
             "dtype": "float32",
             "shape": [4],
             "names": ["effector_x", "effector_y", "target_x", "target_y"],
+        },
+        GROUNDING_KEY: {
+            "dtype": "float32",
+            "shape": [6],
+            "names": ["effector_x", "effector_y", "block_x", "block_y", "goal_x", "goal_y"],
         },
         "action": {"dtype": "float32", "shape": [2], "names": xy},
         "action.executed_int": {"dtype": "int64", "shape": [2], "names": xy},
@@ -178,6 +186,7 @@ def _rollout(job: tuple[str, int]) -> Attempt:
         executed, label = oracle.act_dart(env)
         rows["observation.images.top"].append(obs["image"])
         rows["observation.state"].append(np.concatenate([obs["effector"], obs["target"]]))
+        rows[GROUNDING_KEY].append(grounding_state(env.state.task, env.state.scene))
         obs, reward, terminated, truncated, info = env.step(executed)
         done = terminated or truncated
         rows["action"].append(executed * UNIT_M)

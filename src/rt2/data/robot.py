@@ -37,6 +37,7 @@ camera in camera order (so the model sees ``n_frames x cameras`` images). Withou
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from collections.abc import Sequence
@@ -61,7 +62,8 @@ GEOMETRIC_AUX: frozenset[str] = frozenset({"aux_effector"})  # grid answers: tra
 class RobotEpisode:
     """One demonstration. images uint8[T, H, W, 3] (frame t is seen before action t); labels int64[T, D] the
     training action integers; effector float[T, 2] board metres (None: not a tabletop robot); spec the TaskSpec
-    (None if unknown); extra_images: further cameras, each uint8[T, H_k, W_k, 3] (any size)."""
+    (None if unknown); extra_images: further cameras, each uint8[T, H_k, W_k, 3] (any size); grounding
+    float32[T, G] the auxiliary grounding targets per frame (``rt2.sim.tasks.grounding_state``) or None."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -71,6 +73,7 @@ class RobotEpisode:
     spec: TaskSpec | None = None
     family: str = ""
     extra_images: tuple[np.ndarray, ...] = ()
+    grounding: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         t = len(self.images)
@@ -90,6 +93,11 @@ class RobotEpisode:
                 )
         if not isinstance(self.instruction, str) or not self.instruction.strip():
             raise ValueError("episode instruction must be a non-empty str")
+        if self.grounding is not None:
+            g = np.asarray(self.grounding, dtype=np.float32)
+            if g.ndim != 2 or len(g) != t or not g.shape[1] or not np.isfinite(g).all():
+                raise ValueError(f"episode grounding must be finite float[T={t}, G>0] or None, got {g.shape}")
+            object.__setattr__(self, "grounding", g)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -232,8 +240,10 @@ class RobotActions:
         text = self.tokenizer.to_text(bins)
         frames = _frames(ep, t, self.config.n_frames)
         if self.is_cot(index):
-            return Example.cot(frames, ep.instruction, self._plans[e], bins, text, source=self.source)
-        return Example.action(frames, ep.instruction, bins, text, source=self.source)
+            ex = Example.cot(frames, ep.instruction, self._plans[e], bins, text, source=self.source)
+        else:
+            ex = Example.action(frames, ep.instruction, bins, text, source=self.source)
+        return ex if ep.grounding is None else dataclasses.replace(ex, grounding=ep.grounding[t])
 
 
 class RobotAux:

@@ -41,6 +41,7 @@ from rt2.data.robot import RobotEpisode
 TABLETOP_ROBOT_TYPE = "rt2_tabletop"  # rt2.data.collect.ROBOT_TYPE (not imported: that pulls in the simulator)
 TABLETOP_LABEL_KEY = "action.label_int"
 TABLETOP_STATE_KEY = "observation.state"
+GROUNDING_KEY = "observation.environment_state"  # float32[6] grounding target (rt2.sim.tasks.grounding_state)
 NORMS: tuple[str, ...] = ("q01_q99", "min_max")
 # q01/q99 clips ~2 % by construction (at least 2 of N values per dimension: the min and the max); past this
 # the stats do not describe the actions.
@@ -193,6 +194,8 @@ def open_robot_dataset(path: str | os.PathLike[str], columns: RobotColumns | Non
         )
     if state_key is not None and (state_key not in ds.features or ds.features[state_key]["shape"][0] < 2):
         raise ValueError(f"{ds.root}/meta/info.json: state key {state_key!r} is missing or has fewer than 2 values")
+    # The auxiliary grounding target (rt2 collect writes it; older tabletop data and other robots lack it).
+    has_ground = tabletop and GROUNDING_KEY in ds.features
     ds_name = ds.root.resolve().name
     values = np.asarray(ds.column(action_key), dtype=np.float64).reshape(len(ds), -1)
     if not np.isfinite(values).all():
@@ -204,6 +207,7 @@ def open_robot_dataset(path: str | os.PathLike[str], columns: RobotColumns | Non
         "image_keys": list(image_keys),
         "action_key": action_key,
         "episodes_in_dataset": ds.num_episodes,
+        "grounding": GROUNDING_KEY if has_ground else None,
     }
     if verbatim:
         tok, stats_key = ActionTokenizer(ActionSpace.language_table()), None
@@ -245,6 +249,7 @@ def open_robot_dataset(path: str | os.PathLike[str], columns: RobotColumns | Non
         for a, b in zip(cuts[:-1], cuts[1:], strict=True):
             cams = [np.stack([ds.image(k, i) for i in range(a, b)]) for k in image_keys]
             eff = np.asarray(ds.column(state_key)[a:b], dtype=np.float64)[:, :2] if state_key else None
+            ground = np.asarray(ds.column(GROUNDING_KEY)[a:b], dtype=np.float32) if has_ground else None
             episodes.append(
                 RobotEpisode(
                     images=cams[0],
@@ -255,6 +260,7 @@ def open_robot_dataset(path: str | os.PathLike[str], columns: RobotColumns | Non
                     spec=task_spec_from_json(spec_json) if spec_json else None,
                     family=str(meta.get("family", "")),
                     extra_images=tuple(cams[1:]),
+                    grounding=ground,
                 )
             )
     info["episodes"] = len(episodes)  # > episodes_in_dataset when tasks change inside an episode

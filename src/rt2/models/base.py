@@ -153,6 +153,19 @@ class Backbone(nn.Module, abc.ABC):
         """
 
     # ---- networks ---------------------------------------------------------------------------------------
+    def forward_hidden(self, **inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits float32[B, T, V], final hidden states float[B, T, hidden_size]) for the same positions: what
+        an auxiliary head (``VLAConfig.grounding_dim``) reads. Backbones that cannot expose them raise."""
+        raise NotImplementedError(
+            f"backbone family {self.family!r} does not expose hidden states, so the auxiliary grounding loss is "
+            "unavailable; train with grounding_dim=0 (rt2 train --grounding-weight 0)"
+        )
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the states :meth:`forward_hidden` returns."""
+        raise NotImplementedError(f"backbone family {self.family!r} does not report its hidden size")
+
     @abc.abstractmethod
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits float32[B, T, V] aligned with ``inputs["labels"]`` (prefix-LM attention:

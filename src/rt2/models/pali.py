@@ -455,7 +455,14 @@ class PaliBackbone(Backbone):
     def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
         return (attention_mask.long().cumsum(1) - 1).clamp_(min=0)
 
+    @property
+    def hidden_size(self) -> int:
+        return self.config.text_width
+
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        return self.forward_hidden(**inputs)[0]
+
+    def forward_hidden(self, **inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pixel_values, input_ids = inputs["pixel_values"], inputs["input_ids"]
         am = inputs.get("attention_mask")
         am = torch.ones_like(input_ids) if am is None else am
@@ -475,7 +482,8 @@ class PaliBackbone(Backbone):
         mask = (valid[:, None, :] & (prefix[:, None, :] | causal[None]))[:, None]  # [B, 1, S, S]
         for blk in self.blocks:
             x = blk(x, mask)
-        return self._head(self.ln_f(x[:, n_img:]), None)
+        h = self.ln_f(x[:, n_img:])
+        return self._head(h, None), h
 
     # ---- decoding -------------------------------------------------------------------------------------------
     def prefill(

@@ -45,6 +45,11 @@ class VLAConfig:
     loss_reduction: Literal["example", "token"] = "example"
     max_plan_tokens: int = 32
     norm_stats_key: str | None = None
+    # Auxiliary grounding loss (issue 9): a linear head on the final hidden state at every action position
+    # regresses ``Example.grounding`` (effector, pushed block, goal), weighted into the loss. 0 = off. Training
+    # only: the head is not exported (``save_pretrained``) and decoding never reads it.
+    grounding_dim: int = 0
+    grounding_weight: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -52,6 +57,11 @@ class VLAConfig:
             raise ValueError(f"vocab must be 'numeric', 'least_used' or 'added', got {self.vocab!r}")
         if self.loss_reduction not in ("example", "token"):
             raise ValueError(f"loss_reduction must be 'example' or 'token', got {self.loss_reduction!r}")
+        if self.grounding_dim < 0 or not self.grounding_weight >= 0:
+            raise ValueError(
+                f"grounding_dim must be >= 0 and grounding_weight >= 0, got {self.grounding_dim}, "
+                f"{self.grounding_weight}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -71,6 +81,8 @@ class VLABatch:
     action_bins: int64[B, D] the true action integers (0 for rows without an action)
     has_action:  bool[B]
     sources, kinds: per-example strings
+    grounding:   float32[B, G] auxiliary grounding targets (zeros where ``has_grounding`` is False), or None
+    has_grounding: bool[B], or None
     """
 
     inputs: dict[str, torch.Tensor]
@@ -79,6 +91,8 @@ class VLABatch:
     has_action: torch.Tensor
     sources: list[str]
     kinds: list[str]
+    grounding: torch.Tensor | None = None
+    has_grounding: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> VLABatch:
         return dataclasses.replace(
@@ -87,6 +101,8 @@ class VLABatch:
             action_pos=self.action_pos.to(device),
             action_bins=self.action_bins.to(device),
             has_action=self.has_action.to(device),
+            grounding=None if self.grounding is None else self.grounding.to(device),
+            has_grounding=None if self.has_grounding is None else self.has_grounding.to(device),
         )
 
     def __len__(self) -> int:
@@ -119,6 +135,9 @@ class VLA(nn.Module):
             allowed[d, vocab.allowed_ids(d)] = True
         self.register_buffer("allowed_mask", allowed, persistent=False)  # bool[D, V]
         self._marker = self._marker_ids()
+        self.grounding_head = (
+            nn.Linear(backbone.hidden_size, config.grounding_dim) if config.grounding_dim > 0 else None
+        )
 
     # ---- construction -------------------------------------------------------------------------------------
     @classmethod
@@ -133,6 +152,8 @@ class VLA(nn.Module):
         norm_stats_key: str | None = None,
         n_bins: int = 256,
         loss_reduction: str = "example",
+        grounding_dim: int = 0,
+        grounding_weight: float = 10.0,
         **backbone_overrides: Any,
     ) -> VLA:
         """Fresh model. ``vocab="least_used"`` needs ``corpus`` (the training text) to count token use.
@@ -160,8 +181,23 @@ class VLA(nn.Module):
                 bb.resize_token_embeddings(need)
         else:
             raise ValueError(f"vocab must be 'numeric', 'least_used' or 'added', got {vocab!r}")
-        cfg = VLAConfig(backbone=bb.name, vocab=vocab, loss_reduction=loss_reduction, norm_stats_key=norm_stats_key)
+        cfg = VLAConfig(
+            backbone=bb.name,
+            vocab=vocab,
+            loss_reduction=loss_reduction,
+            norm_stats_key=norm_stats_key,
+            grounding_dim=grounding_dim,
+            grounding_weight=grounding_weight,
+        )
         return cls(bb, atok, av, cfg)
+
+    def set_grounding(self, dim: int, weight: float = 10.0) -> VLA:
+        """Turn the auxiliary grounding loss on (a fresh head, seeded by the global torch RNG) or off (dim 0),
+        e.g. before fine-tuning a loaded checkpoint. Returns self."""
+        self.config = dataclasses.replace(self.config, grounding_dim=int(dim), grounding_weight=float(weight))
+        device = next(self.backbone.parameters()).device
+        self.grounding_head = nn.Linear(self.backbone.hidden_size, dim).to(device) if dim > 0 else None
+        return self
 
     def _marker_ids(self) -> list[int]:
         """Token ids of `` Action:`` as they appear after a plan word (context-free tokenizers: just encode)."""
@@ -233,8 +269,29 @@ class VLA(nn.Module):
             action_pos[b, cols[s : s + D]] = torch.arange(D)
             action_bins[b] = torch.as_tensor(ex.action_bins)
             has_action[b] = True
+        grounding = has_grounding = None
+        if self.grounding_head is not None and any(ex.grounding is not None for ex in examples):
+            G = self.config.grounding_dim
+            grounding = torch.zeros((B, G), dtype=torch.float32)
+            has_grounding = torch.zeros(B, dtype=torch.bool)
+            for b, ex in enumerate(examples):
+                if ex.grounding is None or not has_action[b]:
+                    continue
+                if len(ex.grounding) != G:
+                    raise ValueError(
+                        f"example {b}: grounding has {len(ex.grounding)} values, the model's grounding head {G}"
+                    )
+                grounding[b] = torch.as_tensor(np.array(ex.grounding))  # a copy: dataset rows may be read-only
+                has_grounding[b] = True
         return VLABatch(
-            inputs, action_pos, action_bins, has_action, [e.source for e in examples], [e.kind for e in examples]
+            inputs,
+            action_pos,
+            action_bins,
+            has_action,
+            [e.source for e in examples],
+            [e.kind for e in examples],
+            grounding,
+            has_grounding,
         )
 
     # ---- loss ---------------------------------------------------------------------------------------------
@@ -255,13 +312,21 @@ class VLA(nn.Module):
     def loss(self, batch: VLABatch) -> tuple[torch.Tensor, dict[str, float]]:
         """Scalar training loss and metrics: loss, loss/<source>, action_token_acc, action_l1 (space units),
         action_bin_l1, action_exact (all D tokens right)."""
-        logits = self(batch)
+        aux = None
+        if self.grounding_head is not None and batch.has_grounding is not None and bool(batch.has_grounding.any()):
+            logits, hidden = self.backbone.forward_hidden(**batch.inputs)
+            aux = self.grounding_loss(hidden, batch)
+        else:
+            logits = self(batch)
         per_ex, count = self.per_example_loss(batch, logits)
         if self.config.loss_reduction == "example":
             loss = per_ex.mean()
         else:
             loss = (per_ex * count).sum() / count.sum().clamp(min=1)
         metrics = {"loss": float(loss.detach())}
+        if aux is not None:
+            metrics["grounding_mse"] = float(aux.detach())
+            loss = loss + self.config.grounding_weight * aux
         with torch.no_grad():
             by_source: dict[str, list[float]] = defaultdict(list)
             for s, v in zip(batch.sources, per_ex.detach().tolist(), strict=True):
@@ -270,6 +335,16 @@ class VLA(nn.Module):
                 metrics[f"loss/{s}"] = float(np.mean(vals))
             metrics.update(self.action_metrics(logits.detach(), batch))
         return loss, metrics
+
+    def grounding_loss(self, hidden: torch.Tensor, batch: VLABatch) -> torch.Tensor:
+        """Mean squared error of the grounding head over every action position of rows with a target.
+        ``hidden``: float[B, T, H] aligned with the labels: the state at an action position is the one whose
+        logits predict that action token, so the head asks the action's own state to know where things are."""
+        assert self.grounding_head is not None and batch.grounding is not None and batch.has_grounding is not None
+        sel = (batch.action_pos >= 0) & batch.has_grounding[:, None]  # bool[B, T]
+        rows = sel.nonzero()[:, 0]
+        pred = self.grounding_head(hidden[sel].float())  # [N, G]
+        return F.mse_loss(pred, batch.grounding[rows])
 
     def action_metrics(self, logits: torch.Tensor, batch: VLABatch) -> dict[str, float]:
         """Teacher-forced action metrics from logits float32[B, T, V] (empty dict if no action rows)."""

@@ -213,6 +213,22 @@ def goal_point(spec: TaskSpec, scene: Scene) -> np.ndarray:
     return scene.symbol(spec.symbol).xy  # block2symbol
 
 
+GROUNDING_DIM = 6
+
+
+def grounding_state(spec: TaskSpec, scene: Scene) -> np.ndarray:
+    """float32[6]: (effector, pushed block, goal point) x/y, each scaled to [-1, 1] over the board.
+
+    The regression target of the VLA's auxiliary grounding loss (issue 9, ``VLAConfig.grounding_dim``): the three
+    points the oracle's action is a function of. Why these: a pixel policy's bottleneck is finding the pusher and
+    the named blocks, not the control law (reference/bc-feasibility.md: a state MLP on these points reaches 78 %).
+    """
+    pts = np.stack([np.asarray(scene.effector, float), scene.block(spec.block).xy, goal_point(spec, scene)])
+    centre = np.asarray(board.BOARD_CENTER)
+    half = np.asarray([(board.X_MAX - board.X_MIN) / 2, (board.Y_MAX - board.Y_MIN) / 2])
+    return ((pts - centre) / half).astype(np.float32).reshape(-1)
+
+
 def separate_target(spec: TaskSpec, scene: Scene) -> np.ndarray:
     """The point 0.10 m from the avoid group's centroid, in the direction from the centroid to the block."""
     centroid = np.mean([scene.block(a).xy for a in spec.avoid], axis=0)

@@ -193,6 +193,26 @@ def _build_model(regime: str, args: argparse.Namespace, cfg, robot):
     return vla, str(init), open_web_data(args.web_data, int(vla.backbone.n_frames))
 
 
+def _set_grounding(vla, weight: float, robot) -> None:
+    """Turn the auxiliary grounding loss on (``weight`` > 0) or off for this run; the data must carry targets."""
+    if weight <= 0:
+        vla.set_grounding(0)
+        return
+    dims = {None if e.grounding is None else e.grounding.shape[1] for e in robot.episodes}
+    if None in dims:
+        raise ValueError(
+            f"--grounding-weight {weight}: {robot.info['dataset']} has no {robot.info.get('grounding') or 'grounding'} "
+            "column (observation.environment_state, written by rt2 collect since issue 9); re-collect the data with "
+            "rt2 collect or train with --grounding-weight 0"
+        )
+    if len(dims) != 1:
+        raise ValueError(f"episodes disagree on the grounding width: {sorted(dims)}")
+    try:
+        vla.set_grounding(dims.pop(), weight)
+    except NotImplementedError as e:
+        raise ValueError(str(e)) from None
+
+
 def _train(regime: str, args: argparse.Namespace) -> int:
     import torch
 
@@ -217,6 +237,8 @@ def _train(regime: str, args: argparse.Namespace) -> int:
         columns = RobotColumns(tuple(args.image_key or ()), args.action_key, None, args.action_bins, args.action_norm)
         robot = load_robot_data(args.data, regime, columns)
     vla, init, web = _build_model(regime, args, cfg, robot)
+    if regime != "pretrain":
+        _set_grounding(vla, cfg.grounding_weight, robot)
     if init is not None:  # the architecture comes from --init; record it so config.json tells the truth
         cfg = dataclasses.replace(cfg, model=vla.config.backbone)
     bb = vla.backbone

@@ -57,6 +57,11 @@ class TrainConfig:
     lora_dropout: float = _f(0.0, "LoRA dropout")
     lora_targets: str = _f("q_proj,v_proj", "comma-separated module-name suffixes LoRA adapts")
     freeze_vision: bool = _f(False, "freeze the vision tower (its parameters get no gradient and no optimizer state)")
+    grounding_weight: float = _f(
+        0.0,
+        "auxiliary grounding loss weight: action rows also regress effector, pushed block and goal xy "
+        "(the data's observation.environment_state) from the action's hidden state; 0 = off; training only",
+    )
     augment: bool = _f(False, "train-time image augmentation (crop, colour jitter) through the shared transform")
     num_threads: int = _f(0, "torch intra-op threads per process (0 = leave torch's default)")
 
@@ -72,6 +77,8 @@ class TrainConfig:
             errors.append(f"lr must be > 0, got {self.lr}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             errors.append(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if not self.grounding_weight >= 0:
+            errors.append(f"grounding_weight must be >= 0, got {self.grounding_weight}")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.eps <= 0:
             errors.append("weight_decay and grad_clip must be >= 0 and eps > 0")
         if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
