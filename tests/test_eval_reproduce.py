@@ -12,7 +12,13 @@ from rt2.eval import reproduce as R
 def test_plan_is_data_with_dependencies():
     names = [s.name for s in R.plan(R.BUDGETS["full"])]
     assert names[0] == "collect" and names[-1] == "report"
-    assert {"pretrain-pali-small", "train-cofinetune-pali-small", "eval-scratch-pali-tiny", "eval-scratch-pali-nano", "eval-oracle"} <= set(names)
+    assert {
+        "pretrain-pali-small",
+        "train-cofinetune-pali-small",
+        "eval-scratch-pali-tiny",
+        "eval-scratch-pali-nano",
+        "eval-oracle",
+    } <= set(names)
     by = {s.name: s for s in R.plan(R.BUDGETS["default"])}
     assert by["train-finetune-pali-nano"].needs == ("collect", "pretrain-pali-nano")
     assert by["eval-cofinetune-pali-nano"].needs == ("train-cofinetune-pali-nano",)

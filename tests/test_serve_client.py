@@ -44,7 +44,9 @@ def test_client_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     top = set(json.loads(out.stdout))
-    third_party = {m for m in top - set(sys.stdlib_module_names) if not m.startswith("_") and m not in ("rt2", "cython_runtime")}
+    third_party = {
+        m for m in top - set(sys.stdlib_module_names) if not m.startswith("_") and m not in ("rt2", "cython_runtime")
+    }
     assert third_party <= {"numpy", "msgpack", "websockets"}, third_party
     assert "torch" not in top
 

@@ -51,8 +51,8 @@ import numpy as np
 from rt2.data.lerobot import Episode as LeRobotEpisode
 from rt2.data.lerobot import LeRobotWriter, PreparedEpisode, prepare_episode
 from rt2.data.progress import eta_progress
-from rt2.sim import FAMILIES, LANGUAGES, LT_FAMILIES, SCENE_PRESETS, SPLITS, TaskSpec
 from rt2.data.robot_columns import GROUNDING_KEY
+from rt2.sim import FAMILIES, LANGUAGES, LT_FAMILIES, SCENE_PRESETS, SPLITS, TaskSpec
 from rt2.sim.board import MAX_UNITS, UNIT_M
 from rt2.sim.tasks import grounding_state
 
