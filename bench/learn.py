@@ -42,6 +42,7 @@ measured CPU minutes at each evaluation are what the table shows. Output: a tabl
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -118,8 +119,17 @@ class BlockPointing:
     of a demonstration, ``"where is the {colour shape}?" -> "gx gy"``; with probability ``named_share`` the block
     is one the episode's instruction names, else any block on the board."""
 
-    def __init__(self, demos: list[Demo], n_frames: int, seed: int = 0, named_share: float = 0.5, size: int = 10**6):
+    def __init__(
+        self,
+        demos: list[Demo],
+        n_frames: int,
+        seed: int = 0,
+        named_share: float = 0.5,
+        size: int = 10**6,
+        grounded: bool = False,
+    ) -> None:
         self.demos, self.n_frames, self.seed, self.named_share, self.size = demos, n_frames, seed, named_share, size
+        self.grounded = grounded
 
     def __len__(self) -> int:
         return self.size
@@ -127,6 +137,7 @@ class BlockPointing:
     def __getitem__(self, index: int):
         from rt2.data.prompts import Example, vqa_prompt
         from rt2.data.web_scene import grid_text
+        from rt2.sim.tasks import board_unit
 
         rng = np.random.default_rng([self.seed, 3, int(index) % self.size])
         d = self.demos[int(rng.integers(len(self.demos)))]
@@ -135,7 +146,13 @@ class BlockPointing:
         names = d.named if (d.named and rng.random() < self.named_share) else tuple(d.blocks[t])
         name = names[int(rng.integers(len(names)))]
         frames = tuple(ep.images[max(0, t - self.n_frames + 1 + i)] for i in range(self.n_frames))
-        return Example.text(frames, vqa_prompt(f"where is the {name}?"), grid_text(*d.blocks[t][name]), "point")
+        ex = Example.text(frames, vqa_prompt(f"where is the {name}?"), grid_text(*d.blocks[t][name]), "point")
+        if not self.grounded:
+            return ex
+        # the grounding loss on pointing rows: (effector, block, block), the slots an action row fills with
+        # (effector, pushed block, goal); precise positions in the answer's state, not just the 21-cell grid
+        eff = ep.grounding[t][:2]
+        return dataclasses.replace(ex, grounding=np.concatenate([eff, np.tile(board_unit(d.blocks[t][name]), 2)]))
 
 
 def tokenizer_corpus(demos: list[Demo]) -> list[str]:
@@ -406,6 +423,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g.add_argument("--input-init", default="fanin", choices=("fanin", "default"), help="patchify/projector init")
     g.add_argument("--image-norm", default="data", choices=("data", "fixed"), help="per-channel stats or 0.5/0.5")
     g.add_argument("--lr", type=float, default=5e-4, help="AdamW peak learning rate")
+    g.add_argument(
+        "--ground-pointing",
+        type=int,
+        default=1,
+        help="1: pointing rows carry grounding targets too (effector, block, block), so pretraining trains the head",
+    )
     g.add_argument("--regime-lr", type=float, default=0.0, help="peak lr of the three regimes (0 = --lr)")
     g.add_argument(
         "--grounding-weight",
@@ -478,7 +501,9 @@ def main(argv: list[str] | None = None) -> int:
     rcfg = RobotDataConfig(n_frames=args.frames, seed=args.seed, aux_tasks=("aux_effector",))
     actions = RobotActions(episodes, rcfg)
     robot_point = RobotAux(episodes, rcfg)  # "where is the robot?" -> effector grid cell
-    block_point = BlockPointing(demos, args.frames, args.seed, args.named_share)
+    block_point = BlockPointing(
+        demos, args.frames, args.seed, args.named_share, grounded=args.grounding_weight > 0 and args.ground_pointing
+    )
     rp = args.robot_point_share
     pointing = {"point": 1.0 - rp, "robot_aux": rp}
     sources = {"robot": actions, "robot_aux": robot_point, "point": block_point}

@@ -149,8 +149,6 @@ def test_grounding_head_regresses_positions_from_action_states():
     img, bins, (act, text, cot) = _examples(vla)
     target = np.array([0.5, -0.25, 0.1, 0.2, -0.6, 0.3], np.float32)
     act = dataclasses.replace(act, grounding=target)
-    with pytest.raises(ValueError, match="'action'/'cot'"):
-        dataclasses.replace(text, grounding=target)
     with pytest.raises(ValueError, match="finite"):
         dataclasses.replace(act, grounding=np.array([np.nan, 0.0], np.float32))
     # off: no head, batches carry no targets, loss is the token loss alone
@@ -160,7 +158,13 @@ def test_grounding_head_regresses_positions_from_action_states():
     assert "grounding_mse" not in m
     vla.set_grounding(6, weight=10.0)
     batch = vla.encode_examples([act, text, cot])
-    assert batch.has_grounding.tolist() == [True, False, False]
+    D = vla.action_dim
+    assert batch.ground_mask.sum(1).tolist() == [D, 0, 0]
+    assert torch.equal(batch.ground_mask[0], batch.action_pos[0] >= 0)
+    # a text row (pointing) is grounded on its answer positions
+    point = dataclasses.replace(text, grounding=target)
+    b2 = vla.encode_examples([point])
+    assert torch.equal(b2.ground_mask[0], b2.inputs["labels"][0] != IGNORE_INDEX)
     loss, m = vla.loss(batch)
     assert loss.item() == pytest.approx(plain.item() + 10.0 * m["grounding_mse"], rel=1e-5)
     opt = torch.optim.AdamW(vla.parameters(), lr=3e-3)
@@ -180,7 +184,9 @@ def test_grounding_head_is_training_only(tmp_path):
     vla = tiny_vla(spread=False).set_grounding(6)
     vla.save_pretrained(tmp_path / "m")
     back = VLA.from_pretrained(tmp_path / "m")
-    assert back.config.grounding_dim == 6  # a fresh head, so fine-tuning the export keeps the recipe
+    assert back.config.grounding_dim == 6  # the head travels with the export, so fine-tuning continues it
+    for a, b in zip(vla.grounding_head.parameters(), back.grounding_head.parameters(), strict=True):
+        assert torch.equal(a, b)
     img, bins, (act, _, _) = _examples(vla)
     p1, p2 = Policy(vla.eval()), Policy(back)
     q = img, "push the red star left"

@@ -91,8 +91,9 @@ class Example:
     action_bins: int64[D] the action integers for kind "action"/"cot" (what the action tokens encode); None
                  for "text". The model's targets come from these via ``ActionVocab.ids_for_bins``, not from
                  re-tokenizing ``target``, so ``least_used`` vocabularies work the same as ``numeric``.
-    grounding:   float32[G] optional regression target of the auxiliary grounding loss, for "action"/"cot" rows
-                 (``rt2.sim.tasks.grounding_state``: effector, pushed block and goal in [-1, 1]); None = no target.
+    grounding:   float32[G] optional regression target of the auxiliary grounding loss (action rows:
+                 ``rt2.sim.tasks.grounding_state``, effector, pushed block and goal in [-1, 1]; pointing rows: the
+                 effector and the object asked about, twice); None = no target.
     """
 
     images: tuple[np.ndarray, ...]
@@ -135,8 +136,6 @@ class Example:
             split_cot_target(self.target)
         if self.grounding is not None:
             g = np.asarray(self.grounding, dtype=np.float32)
-            if self.kind == "text":
-                raise ValueError("grounding targets belong to 'action'/'cot' Examples (the action rows), not 'text'")
             if g.ndim != 1 or not len(g) or not np.isfinite(g).all():
                 raise ValueError(f"Example grounding must be finite float[G>0], got {g.shape} {g[:6]}")
             object.__setattr__(self, "grounding", g)

@@ -285,6 +285,9 @@ class RobotAux:
             ep = self.episodes[int(rng.integers(len(self.episodes)))]
             t = int(rng.integers(len(ep)))
             q, a, frames = "where is the robot?", grid_text(*ep.effector[t]), _frames(ep, t, n)
+            if ep.grounding is not None:  # the pointing row's grounding: the effector, in every slot
+                ex = Example.text(frames, vqa_prompt(q), a, source=self.source)
+                return task, dataclasses.replace(ex, grounding=np.tile(ep.grounding[t][:2], 3))
         elif task == "aux_instruction":
             ep = self.episodes[self._success[int(rng.integers(len(self._success)))]]
             q, a, frames = "what instruction was the robot following?", ep.instruction, _pair(ep, 0, len(ep) - 1, n)

@@ -87,6 +87,10 @@ class Budget:
     videos: int = 1
     tokenizer_corpus: int = 5000  # web items the fresh text tokenizer is trained on (``rt2 pretrain``)
     collect_noise: str = "0,1,2,3"  # DART sigmas (X Y units), cycled over episodes: recovery data for closed loop
+    # The auxiliary grounding loss of every robot regime (issue 9; rt2 train --grounding-weight; 0 = the plain
+    # RT-2 token loss). Part of the recipe, ablated by bench/learn.py --grounding-weight 0.
+    grounding_weight: float = 10.0
+    train_lr: float = 0.0  # peak lr of the three regimes (0 = the rt2 train preset's)
 
 
 BUDGETS: dict[str, Budget] = {
@@ -244,6 +248,9 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
                         *args,
                         "--steps",
                         str(b.train_steps),
+                        "--grounding-weight",
+                        str(b.grounding_weight),
+                        *(["--lr", str(b.train_lr)] if b.train_lr > 0 else []),
                         *common,
                         *new_tok,
                         *_resume(out / dst, fresh),
@@ -259,7 +266,7 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
                     lambda out, dst=dst: find_model(out / dst) is not None,
                     f"{regime} {size}, {b.train_steps} steps",
                     ("collect",) if regime == "scratch" else ("collect", f"pretrain-{size}"),
-                    keys=("train_steps", "batch_size", "tokenizer_corpus"),
+                    keys=("train_steps", "batch_size", "tokenizer_corpus", "grounding_weight", "train_lr"),
                 )
             )
     policies = [f"{r}-{s}" for s in b.sizes for r in REGIMES] + ["oracle"]

@@ -28,11 +28,14 @@ import rt2
 from rt2.actions import ActionParseError, ActionSpace, ActionTokenizer, ActionVocab, NormStats
 from rt2.data.prompts import COT_ACTION_MARKER, Example, split_cot_target
 from rt2.models.base import IGNORE_INDEX, Backbone
-from rt2.models.checkpoint import CheckpointError, atomic_dir, read_json, write_json
+from rt2.models.checkpoint import CheckpointError, atomic_dir, load_weights, read_json, save_weights, write_json
 from rt2.models.registry import build_backbone, load_backbone
 
 FORMAT = "rt2.vla"
 VERSION = 1
+
+
+GROUNDING_FILE = "grounding_head.safetensors"  # the auxiliary grounding head (training only; decoding ignores it)
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class VLAConfig:
     norm_stats_key: str | None = None
     # Auxiliary grounding loss (issue 9): a linear head on the final hidden state at every action position
     # regresses ``Example.grounding`` (effector, pushed block, goal), weighted into the loss. 0 = off. Training
-    # only: the head is not exported (``save_pretrained``) and decoding never reads it.
+    # only: decoding never reads it; exports keep it (GROUNDING_FILE) so fine-tuning continues the same head.
     grounding_dim: int = 0
     grounding_weight: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -81,8 +84,9 @@ class VLABatch:
     action_bins: int64[B, D] the true action integers (0 for rows without an action)
     has_action:  bool[B]
     sources, kinds: per-example strings
-    grounding:   float32[B, G] auxiliary grounding targets (zeros where ``has_grounding`` is False), or None
-    has_grounding: bool[B], or None
+    grounding:   float32[B, G] auxiliary grounding targets (zeros for rows without one), or None
+    ground_mask: bool[B, T] where the grounding head reads the hidden state (a row's action positions; every
+                 answer position of a text row, e.g. pointing), or None
     """
 
     inputs: dict[str, torch.Tensor]
@@ -92,7 +96,7 @@ class VLABatch:
     sources: list[str]
     kinds: list[str]
     grounding: torch.Tensor | None = None
-    has_grounding: torch.Tensor | None = None
+    ground_mask: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> VLABatch:
         return dataclasses.replace(
@@ -102,7 +106,7 @@ class VLABatch:
             action_bins=self.action_bins.to(device),
             has_action=self.has_action.to(device),
             grounding=None if self.grounding is None else self.grounding.to(device),
-            has_grounding=None if self.has_grounding is None else self.has_grounding.to(device),
+            ground_mask=None if self.ground_mask is None else self.ground_mask.to(device),
         )
 
     def __len__(self) -> int:
@@ -192,9 +196,13 @@ class VLA(nn.Module):
         return cls(bb, atok, av, cfg)
 
     def set_grounding(self, dim: int, weight: float = 10.0) -> VLA:
-        """Turn the auxiliary grounding loss on (a fresh head, seeded by the global torch RNG) or off (dim 0),
-        e.g. before fine-tuning a loaded checkpoint. Returns self."""
+        """Turn the auxiliary grounding loss on or off (dim 0), e.g. before fine-tuning a loaded checkpoint. A head
+        of the same width is kept (the checkpoint's); otherwise a fresh one is seeded by the global torch RNG.
+        Returns self."""
+        same = self.grounding_head is not None and self.config.grounding_dim == dim
         self.config = dataclasses.replace(self.config, grounding_dim=int(dim), grounding_weight=float(weight))
+        if same:  # keep the trained head (e.g. pretrained on pointing); only the weight changes
+            return self
         device = next(self.backbone.parameters()).device
         self.grounding_head = nn.Linear(self.backbone.hidden_size, dim).to(device) if dim > 0 else None
         return self
@@ -269,20 +277,20 @@ class VLA(nn.Module):
             action_pos[b, cols[s : s + D]] = torch.arange(D)
             action_bins[b] = torch.as_tensor(ex.action_bins)
             has_action[b] = True
-        grounding = has_grounding = None
+        grounding = ground_mask = None
         if self.grounding_head is not None and any(ex.grounding is not None for ex in examples):
             G = self.config.grounding_dim
             grounding = torch.zeros((B, G), dtype=torch.float32)
-            has_grounding = torch.zeros(B, dtype=torch.bool)
+            ground_mask = torch.zeros((B, T), dtype=torch.bool)
             for b, ex in enumerate(examples):
-                if ex.grounding is None or not has_action[b]:
+                if ex.grounding is None:
                     continue
                 if len(ex.grounding) != G:
                     raise ValueError(
                         f"example {b}: grounding has {len(ex.grounding)} values, the model's grounding head {G}"
                     )
                 grounding[b] = torch.as_tensor(np.array(ex.grounding))  # a copy: dataset rows may be read-only
-                has_grounding[b] = True
+                ground_mask[b] = action_pos[b] >= 0 if has_action[b] else labels[b] != IGNORE_INDEX
         return VLABatch(
             inputs,
             action_pos,
@@ -291,7 +299,7 @@ class VLA(nn.Module):
             [e.source for e in examples],
             [e.kind for e in examples],
             grounding,
-            has_grounding,
+            ground_mask,
         )
 
     # ---- loss ---------------------------------------------------------------------------------------------
@@ -313,7 +321,7 @@ class VLA(nn.Module):
         """Scalar training loss and metrics: loss, loss/<source>, action_token_acc, action_l1 (space units),
         action_bin_l1, action_exact (all D tokens right)."""
         aux = None
-        if self.grounding_head is not None and batch.has_grounding is not None and bool(batch.has_grounding.any()):
+        if self.grounding_head is not None and batch.ground_mask is not None and bool(batch.ground_mask.any()):
             logits, hidden = self.backbone.forward_hidden(**batch.inputs)
             aux = self.grounding_loss(hidden, batch)
         else:
@@ -337,12 +345,13 @@ class VLA(nn.Module):
         return loss, metrics
 
     def grounding_loss(self, hidden: torch.Tensor, batch: VLABatch) -> torch.Tensor:
-        """Mean squared error of the grounding head over every action position of rows with a target.
-        ``hidden``: float[B, T, H] aligned with the labels: the state at an action position is the one whose
-        logits predict that action token, so the head asks the action's own state to know where things are."""
-        assert self.grounding_head is not None and batch.grounding is not None and batch.has_grounding is not None
-        sel = (batch.action_pos >= 0) & batch.has_grounding[:, None]  # bool[B, T]
-        rows = sel.nonzero()[:, 0]
+        """Mean squared error of the grounding head over ``batch.ground_mask`` (a row's action positions, or the
+        answer positions of a text row such as pointing). ``hidden``: float[B, T, H] aligned with the labels: the
+        state at an action position is the one whose logits predict that action token, so the head asks the
+        action's own state to know where things are."""
+        assert self.grounding_head is not None and batch.grounding is not None and batch.ground_mask is not None
+        rows = batch.ground_mask.nonzero()[:, 0]
+        sel = batch.ground_mask
         pred = self.grounding_head(hidden[sel].float())  # [N, G]
         return F.mse_loss(pred, batch.grounding[rows])
 
@@ -392,6 +401,8 @@ class VLA(nn.Module):
                 self.action_tokenizer.stats.save(tmp / "norm_stats.json", self.config.norm_stats_key or "default")
             (tmp / "backbone").mkdir()
             self.backbone.save_pretrained(tmp / "backbone")
+            if self.grounding_head is not None:  # kept so fine-tuning an export continues the same head
+                save_weights(self.grounding_head, tmp / GROUNDING_FILE)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, **backbone_kwargs: Any) -> VLA:
@@ -421,6 +432,9 @@ class VLA(nn.Module):
                 f"{d}: vla.json says action_dim {meta.get('action_dim')}, action_vocab.json {vocab.dim}"
             )
         try:
-            return cls(backbone, atok, vocab, config).eval()
+            vla = cls(backbone, atok, vocab, config).eval()
         except ValueError as e:
             raise CheckpointError(f"{d}: {e}") from e
+        if vla.grounding_head is not None and (d / GROUNDING_FILE).is_file():
+            load_weights(vla.grounding_head, d / GROUNDING_FILE)
+        return vla

@@ -223,9 +223,14 @@ def grounding_state(spec: TaskSpec, scene: Scene) -> np.ndarray:
     points the oracle's action is a function of. Why these: a pixel policy's bottleneck is finding the pusher and
     the named blocks, not the control law (reference/bc-feasibility.md: a state MLP on these points reaches 78 %).
     """
-    pts = np.stack([np.asarray(scene.effector, float), scene.block(spec.block).xy, goal_point(spec, scene)])
+    return board_unit(np.asarray(scene.effector, float), scene.block(spec.block).xy, goal_point(spec, scene))
+
+
+def board_unit(*points: np.ndarray | tuple[float, float]) -> np.ndarray:
+    """float32[2 * n]: board positions (metres) scaled to [-1, 1] over the board and concatenated."""
     centre = np.asarray(board.BOARD_CENTER)
     half = np.asarray([(board.X_MAX - board.X_MIN) / 2, (board.Y_MAX - board.Y_MIN) / 2])
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     return ((pts - centre) / half).astype(np.float32).reshape(-1)
 
 
