@@ -84,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-episodes", type=int, default=200, help="clean held-out demonstrations to score on")
     p.add_argument("--seconds", type=float, default=60.0, help="CPU seconds of MLP training")
     p.add_argument("--noise", default="0,1,2,3", help="DART sigmas of the training demos (X Y units)")
+    p.add_argument(
+        "--position-noise-cm",
+        default="",
+        help="also fit MLPs on positions with this Gaussian error (cm, comma-separated, train and test): how "
+        "precise a VLA's grounding must be for its action rows to beat the prior",
+    )
     p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     p.add_argument("--quick", action="store_true", help="wiring test: 20/10 episodes, 2 s")
     args = p.parse_args(list(argv or []))
@@ -118,6 +124,16 @@ def main(argv: list[str] | None = None) -> int:
         f"(both axes exact {100 * out['state_mlp_exact']:.0f} %)\n"
         f"  ratio prior / state MLP: {out['prior_bin_l1'] / max(out['state_mlp_bin_l1'], 1e-9):.1f}x"
     )
+    sigmas = [float(v) for v in args.position_noise_cm.split(",") if v.strip()]
+    if sigmas:
+        rng = np.random.default_rng(0)
+        out["noisy_state_mlp_bin_l1"] = {}
+        for cm in sigmas:
+            xn = x + rng.normal(0, cm / 100, x.shape).astype(np.float32)
+            xqn = xq + rng.normal(0, cm / 100, xq.shape).astype(np.float32)
+            pred_n, _ = fit_mlp(xn, y, args.seconds)
+            out["noisy_state_mlp_bin_l1"][str(cm)] = l1 = float(np.abs(yq - pred_n(xqn)).mean())
+            print(f"  state MLP on positions with {cm:g} cm error: {l1:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     return 0

@@ -205,7 +205,8 @@ def _grounding(args) -> dict:
     from rt2.sim.tasks import GROUNDING_DIM
 
     w = float(args.grounding_weight)
-    return {"grounding_dim": GROUNDING_DIM if w > 0 else 0, "grounding_weight": w}
+    dim = GROUNDING_DIM + 2 * bool(args.ground_action)
+    return {"grounding_dim": dim if w > 0 else 0, "grounding_weight": w}
 
 
 class _Budget:
@@ -429,6 +430,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=1,
         help="1: pointing rows carry grounding targets too (effector, block, block), so pretraining trains the head",
     )
+    g.add_argument(
+        "--ground-action", type=int, default=0, help="1: action rows also regress the clean action / 10 (8-D head)"
+    )
     g.add_argument("--regime-lr", type=float, default=0.0, help="peak lr of the three regimes (0 = --lr)")
     g.add_argument(
         "--grounding-weight",
@@ -487,6 +491,12 @@ def main(argv: list[str] | None = None) -> int:
     noise = tuple(float(s) for s in args.noise.split(","))
     t0, c0 = time.perf_counter(), time.process_time()
     demos = collect_demos(args.data_episodes, families, args.seed, noise, args.image_size)
+    if args.ground_action:
+        if args.ground_pointing:
+            raise SystemExit("--ground-action 1 needs --ground-pointing 0 (pointing rows have no action to regress)")
+        for d in demos:  # the clean action / 10 joins the regression targets: a dense signal for the control law
+            g = np.concatenate([d.episode.grounding, d.episode.labels / 10.0], 1)
+            d.episode = dataclasses.replace(d.episode, grounding=g)
     episodes = [d.episode for d in demos]
     n_frames_data = sum(len(e) for e in episodes)
     collect_info = {
@@ -500,7 +510,9 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = TextTokenizer.train(tokenizer_corpus(demos), vocab_size=512)
     rcfg = RobotDataConfig(n_frames=args.frames, seed=args.seed, aux_tasks=("aux_effector",))
     actions = RobotActions(episodes, rcfg)
-    robot_point = RobotAux(episodes, rcfg)  # "where is the robot?" -> effector grid cell
+    # "where is the robot?" -> effector grid cell (grounded like block pointing, or not at all)
+    ground_pt = args.grounding_weight > 0 and args.ground_pointing
+    robot_point = RobotAux(episodes if ground_pt else [dataclasses.replace(e, grounding=None) for e in episodes], rcfg)
     block_point = BlockPointing(
         demos, args.frames, args.seed, args.named_share, grounded=args.grounding_weight > 0 and args.ground_pointing
     )

@@ -121,3 +121,17 @@ def test_cli_eval_and_bad_suite(tmp_path, capsys):
     assert info["overall"]["n"] == 4 and len(info["per_task"]) == 2 and info["meta"]["rt2_version"]
     assert main(["eval", "--policy", "oracle", "--suite", "nope", "--out", str(tmp_path)]) == 2
     assert "valid suites" in capsys.readouterr().err
+
+
+def test_suite_episodes_sets_a_floor_per_suite():
+    """--suite-episodes N: every suite gets at least N episodes, split over its tasks (rounded up)."""
+    from rt2.eval.runner import RunConfig, run_suite
+    from rt2.eval.suites import get_suite
+
+    cfg = RunConfig(episodes=1, suite_episodes=5, num_envs=8, max_steps=3)
+    assert cfg.episodes_for(1) == 5 and cfg.episodes_for(5) == 1 and cfg.episodes_for(2) == 3
+    assert RunConfig(episodes=4, suite_episodes=5).episodes_for(5) == 4  # --episodes stays the minimum per task
+    rows = run_suite(OracleAdapter(), get_suite("emergent_math"), cfg).rows
+    assert len(rows) == 5 and len({r["seed"] for r in rows}) == 5
+    with pytest.raises(ValueError, match="suite_episodes"):
+        RunConfig(suite_episodes=-1)

@@ -71,7 +71,7 @@ def evaluate(
     rows: dict[str, list[dict]] = {}
     videos: list[dict] = []
     described = {}
-    total = sum(len(s.tasks) for s in suites) * config.episodes
+    total = sum(len(s.tasks) * config.episodes_for(len(s.tasks)) for s in suites)
     with eta_progress("{task.description}", disable=quiet, transient=False) as progress:
         for label, spec in zip(labels, policies, strict=True):
             adapter = load_policy(spec, **(policy_kwargs or {})) if isinstance(spec, str) else spec
@@ -92,6 +92,8 @@ def evaluate(
             "suites": [s.name for s in suites],
             "seed": config.seed,
             "episodes_per_task": config.episodes,
+            "suite_episodes": config.suite_episodes,
+            "episodes_per_task_by_suite": {s.name: config.episodes_for(len(s.tasks)) for s in suites},
             "max_steps": config.max_steps,
             "num_envs": config.num_envs,
             "control_hz_target": 10,
@@ -133,6 +135,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--suite", default="seen", help=f"'all' or comma-separated names: {', '.join(list_suites())}")
     parser.add_argument("--episodes", type=int, default=50, help="episodes per task (Language-Table: 50 per family)")
+    parser.add_argument(
+        "--suite-episodes",
+        type=int,
+        default=0,
+        help="at least this many episodes per suite, split over its tasks (100 gives +-5 points per suite)",
+    )
     parser.add_argument("--out", default="runs/eval", help="output folder")
     parser.add_argument("--videos", type=int, default=2, help="record the first K episodes of each suite")
     parser.add_argument("--seed", type=int, default=0, help="base seed of every episode's initial state")
@@ -154,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         suites = resolve_suites(args.suite)
         config = RunConfig(
             episodes=args.episodes,
+            suite_episodes=args.suite_episodes,
             num_envs=args.num_envs,
             seed=args.seed,
             max_steps=args.max_steps,
