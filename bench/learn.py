@@ -193,6 +193,7 @@ def build_model(tokenizer, args, norm: dict | None = None):
         stem_channels=tuple(args.stem),
         keypoints=args.keypoints,
         keypoint_film=bool(args.keypoint_film and args.keypoints),
+        film_positional=bool(args.film_positional and args.keypoint_film and args.keypoints),
         patch_size=tuple(args.patch),
         image_size=tuple(args.image_size),
         max_text_len=64,
@@ -420,6 +421,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g.add_argument(
         "--keypoint-film", type=int, default=1, choices=(0, 1), help="1: FiLM the keypoint heat maps with the prompt"
     )
+    g.add_argument("--film-positional", type=int, default=0, help="1: word order in the FiLM prompt summary")
     g.add_argument("--pos-init", default="sincos", choices=("sincos", "learned"), help="vision patch positions init")
     g.add_argument("--input-init", default="fanin", choices=("fanin", "default"), help="patchify/projector init")
     g.add_argument("--image-norm", default="data", choices=("data", "fixed"), help="per-channel stats or 0.5/0.5")

@@ -20,12 +20,12 @@ from rt2.models.checkpoint import CheckpointError
 
 @pytest.fixture(
     scope="module",
-    params=[(1, 0, False), (2, 0, False), (2, 4, True)],
-    ids=["1frame", "2frames", "2frames-film-keypoints"],
+    params=[(1, 0, False, False), (2, 0, False, False), (2, 4, True, False), (1, 4, True, True)],
+    ids=["1frame", "2frames", "2frames-film-keypoints", "film-positional"],
 )
 def backbone(request):
-    frames, keypoints, film = request.param
-    return tiny_pali(n_frames=frames, keypoints=keypoints, keypoint_film=film)
+    frames, keypoints, film, positional = request.param
+    return tiny_pali(n_frames=frames, keypoints=keypoints, keypoint_film=film, film_positional=positional)
 
 
 def test_causality(backbone):
@@ -139,6 +139,26 @@ def test_film_keypoints_depend_on_the_prompt_not_the_answer():
     n = a["input_ids"].shape[1] - 2  # the prompt's positions; answers differ only after them
     assert (la[:, :n] - lb[:, :n]).abs().max() > 1e-4
     torch.testing.assert_close(la[:, :n], lc[:, :n])
+
+
+def test_film_positional_knows_word_order():
+    """The plain FiLM summary (a mean of embeddings) cannot tell "push a to b" from "push b to a"; the positional
+    one starts as that mean and can."""
+    bb = tiny_pali(keypoints=4, keypoint_film=True, film_positional=True)
+    tok = bb.tokenizer
+    ids = torch.tensor(
+        [tok.encode("push the red moon to the blue cube"), tok.encode("push the blue cube to the red moon")]
+    )
+    if ids.shape[1] < 2 or torch.equal(ids[0], ids[1]):
+        pytest.skip("tokenizer merges the words")
+    prompt = torch.ones_like(ids, dtype=torch.bool)
+    with torch.no_grad():
+        bb.film_pos.fill_(1.0)
+        plain = bb._prompt_summary(ids, prompt)
+        torch.testing.assert_close(plain[0], plain[1])  # order-blind at init, exactly the mean
+        bb.film_pos.normal_(1.0, 0.5)
+        ordered = bb._prompt_summary(ids, prompt)
+    assert (ordered[0] - ordered[1]).abs().max() > 1e-4
 
 
 def test_image_norm_is_saved_and_validated(tmp_path):

@@ -72,6 +72,10 @@ class PaliConfig:
     # the prompt's token embeddings scales and shifts the stem features the heat maps read, so "where is the red
     # moon?" can put a keypoint on the red moon. Instruction-agnostic keypoints split over look-alike blocks.
     keypoint_film: bool = False
+    # Word order in the FiLM summary: each prompt token's embedding gets a learned per-position, per-channel gain
+    # before the mean (init 1 = the plain mean). Why: a mean of embeddings cannot tell "push the red moon to the
+    # blue cube" from "push the blue cube to the red moon", so no keypoint can mean "the block to push".
+    film_positional: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the config
 
     def __post_init__(self) -> None:
@@ -323,6 +327,11 @@ class PaliBackbone(Backbone):
             for _ in range(config.text_layers)
         )
         self.ln_f = nn.LayerNorm(config.text_width, eps=1e-6)
+        self.film_pos = (
+            nn.Parameter(torch.ones(config.max_text_len, config.text_width))
+            if config.keypoint_film and config.film_positional
+            else None
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -356,6 +365,8 @@ class PaliBackbone(Backbone):
                 vis.pos[:, : code.shape[1]] = code
             else:
                 nn.init.normal_(vis.pos, std=0.02)
+        if self.film_pos is not None:
+            nn.init.ones_(self.film_pos)  # start as the plain mean
 
     def set_image_norm(self, mean: Sequence[float], std: Sequence[float]) -> None:
         """Per-channel pixel normalization (in [0, 1] units), stored in the config so every later load, the
@@ -440,7 +451,10 @@ class PaliBackbone(Backbone):
         if not self.config.keypoint_film:
             return None
         w = prompt.to(self.embed.weight.dtype)[..., None]
-        return (self.embed(input_ids) * w).sum(1) / w.sum(1).clamp(min=1.0)
+        e = self.embed(input_ids)
+        if self.film_pos is not None:  # position within the prompt (left padding skipped), so batching is exact
+            e = e * self.film_pos[(prompt.long().cumsum(1) - 1).clamp(min=0)]
+        return (e * w).sum(1) / w.sum(1).clamp(min=1.0)
 
     def _embed_text(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         if int(positions.max()) >= self.config.max_text_len:
