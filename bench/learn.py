@@ -207,7 +207,7 @@ def _grounding(args) -> dict:
 
     w = float(args.grounding_weight)
     dim = GROUNDING_DIM + 2 * bool(args.ground_action)
-    return {"grounding_dim": dim if w > 0 else 0, "grounding_weight": w}
+    return {"grounding_dim": dim if w > 0 else 0, "grounding_weight": w, "grounding_layer": args.grounding_layer}
 
 
 class _Budget:
@@ -435,6 +435,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g.add_argument(
         "--ground-action", type=int, default=0, help="1: action rows also regress the clean action / 10 (8-D head)"
     )
+    g.add_argument(
+        "--grounding-layer", type=int, default=-1, help="text block whose input the grounding head reads (-1: final)"
+    )
     g.add_argument("--regime-lr", type=float, default=0.0, help="peak lr of the three regimes (0 = --lr)")
     g.add_argument(
         "--grounding-weight",
@@ -560,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
             vla = build_model(tokenizer, args, norm)
         else:
             g = _grounding(args)
-            vla = VLA.from_pretrained(pre_dir).set_grounding(g["grounding_dim"], g["grounding_weight"]).train()
+            vla = VLA.from_pretrained(pre_dir).set_grounding(*g.values()).train()
         curves[regime] = train_curve(
             regime, vla, sources, mixes[regime], args.minutes, args, out / f"run_{regime}", b2b, log
         )

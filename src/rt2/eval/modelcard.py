@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import rt2
-from rt2.eval.report import FIG7A_SUITES, LABELS, UNSEEN_SUITES, atomic_write_bytes
+from rt2.eval.report import FIG7A_SUITES, LABELS, UNSEEN_SUITES, atomic_write_bytes, episodes_text
 from rt2.eval.stats import wilson
 
 GROUPS = (("seen", ("seen",)), ("unseen average", UNSEEN_SUITES), ("emergent average", FIG7A_SUITES))
@@ -180,7 +180,7 @@ def evaluation_section(path: Path, info: Mapping[str, Any]) -> tuple[list[str], 
         f"### `{path}`",
         "",
         f"- command: `{meta['command']}`",
-        f"- {meta['episodes_per_task']} episodes per task, seed {meta['seed']}, {meta['max_steps']}-step cap, "
+        f"- {episodes_text(meta)}, seed {meta['seed']}, {meta['max_steps']}-step cap, "
         f"10 Hz; rt2 {meta['rt2_version']}, git commit {meta.get('git_commit') or 'unknown'}, "
         f"finished {meta.get('finished_at', '?')}",
         "",

@@ -42,6 +42,14 @@ LABELS = {
 }
 
 
+def episodes_text(meta: dict) -> str:
+    """How many episodes an eval ran: "20 episodes per task", or with --suite-episodes the floor per suite too."""
+    text = f"{meta['episodes_per_task']} episodes per task"
+    if meta.get("suite_episodes"):
+        text += f", at least {meta['suite_episodes']} per suite ({meta.get('episodes_per_task_by_suite')})"
+    return text
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -220,7 +228,7 @@ def write_report(out: str | Path, info: Mapping) -> Path:
         "",
         f"- command: `{meta['command']}`",
         f"- policies: {', '.join(f'`{p}`' for p in meta['policies'])}; seed {meta['seed']}; "
-        f"{meta['episodes_per_task']} episodes per task; {meta['max_steps']}-step cap; {meta['num_envs']} parallel envs",
+        f"{episodes_text(meta)}; {meta['max_steps']}-step cap; {meta['num_envs']} parallel envs",
         f"- rt2 {meta['rt2_version']}, git commit {meta.get('git_commit') or 'unknown'}; wall time {meta['wall_time_s']:.0f} s",
         "- invalid actions: counted, and executed as a zero action (the episode continues); see `eval_info.json`",
         "",

@@ -153,9 +153,11 @@ class Backbone(nn.Module, abc.ABC):
         """
 
     # ---- networks ---------------------------------------------------------------------------------------
-    def forward_hidden(self, **inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits float32[B, T, V], final hidden states float[B, T, hidden_size]) for the same positions: what
-        an auxiliary head (``VLAConfig.grounding_dim``) reads. Backbones that cannot expose them raise."""
+    def forward_hidden(self, layer: int = -1, **inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits float32[B, T, V], hidden states float[B, T, hidden_size]) for the same positions: what an
+        auxiliary head (``VLAConfig.grounding_dim``) reads. ``layer`` -1: the final (normed) states; k >= 0: the
+        (layer-normed) input of text block k, so the blocks above can still compute from what the head asks for.
+        Backbones that cannot expose them raise."""
         raise NotImplementedError(
             f"backbone family {self.family!r} does not expose hidden states, so the auxiliary grounding loss is "
             "unavailable; train with grounding_dim=0 (rt2 train --grounding-weight 0)"

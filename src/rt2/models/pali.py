@@ -476,8 +476,11 @@ class PaliBackbone(Backbone):
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
         return self.forward_hidden(**inputs)[0]
 
-    def forward_hidden(self, **inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_hidden(self, layer: int = -1, **inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pixel_values, input_ids = inputs["pixel_values"], inputs["input_ids"]
+        n_blocks = len(self.blocks)
+        if not -1 <= layer <= n_blocks:
+            raise ValueError(f"layer must be -1 (final, normed) or 0..{n_blocks} (after that many blocks), got {layer}")
         am = inputs.get("attention_mask")
         am = torch.ones_like(input_ids) if am is None else am
         tt = inputs.get("token_type_ids")
@@ -494,10 +497,16 @@ class PaliBackbone(Backbone):
         prefix = torch.cat([ones, am.bool() & (tt == 0)], 1)
         causal = torch.ones(S, S, dtype=torch.bool, device=x.device).tril()
         mask = (valid[:, None, :] & (prefix[:, None, :] | causal[None]))[:, None]  # [B, 1, S, S]
-        for blk in self.blocks:
+        mid = None
+        for i, blk in enumerate(self.blocks):
+            if i == layer:
+                mid = x[:, n_img:]
             x = blk(x, mask)
         h = self.ln_f(x[:, n_img:])
-        return self._head(h, None), h
+        if layer in (-1,):
+            return self._head(h, None), h
+        mid = x[:, n_img:] if mid is None else mid  # layer == n_blocks: after the last block, before ln_f
+        return self._head(h, None), F.layer_norm(mid, mid.shape[-1:])
 
     # ---- decoding -------------------------------------------------------------------------------------------
     def prefill(

@@ -53,6 +53,10 @@ class VLAConfig:
     # only: decoding never reads it; exports keep it (GROUNDING_FILE) so fine-tuning continues the same head.
     grounding_dim: int = 0
     grounding_weight: float = 10.0
+    # Which states the head reads: -1 = the final ones (what the token head reads too), k >= 0 = the input of text
+    # block k. Trap: at the final layer the positions only become linearly readable where nothing is left to turn
+    # them into an action; reading them mid-stack leaves the blocks above to compute the control law.
+    grounding_layer: int = -1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -158,6 +162,7 @@ class VLA(nn.Module):
         loss_reduction: str = "example",
         grounding_dim: int = 0,
         grounding_weight: float = 10.0,
+        grounding_layer: int = -1,
         **backbone_overrides: Any,
     ) -> VLA:
         """Fresh model. ``vocab="least_used"`` needs ``corpus`` (the training text) to count token use.
@@ -192,15 +197,20 @@ class VLA(nn.Module):
             norm_stats_key=norm_stats_key,
             grounding_dim=grounding_dim,
             grounding_weight=grounding_weight,
+            grounding_layer=grounding_layer,
         )
         return cls(bb, atok, av, cfg)
 
-    def set_grounding(self, dim: int, weight: float = 10.0) -> VLA:
+    def set_grounding(self, dim: int, weight: float = 10.0, layer: int | None = None) -> VLA:
         """Turn the auxiliary grounding loss on or off (dim 0), e.g. before fine-tuning a loaded checkpoint. A head
         of the same width is kept (the checkpoint's); otherwise a fresh one is seeded by the global torch RNG.
         Returns self."""
         same = self.grounding_head is not None and self.config.grounding_dim == dim
-        self.config = dataclasses.replace(self.config, grounding_dim=int(dim), grounding_weight=float(weight))
+        layer = self.config.grounding_layer if layer is None else int(layer)
+        same = same and layer == self.config.grounding_layer
+        self.config = dataclasses.replace(
+            self.config, grounding_dim=int(dim), grounding_weight=float(weight), grounding_layer=layer
+        )
         if same:  # keep the trained head (e.g. pretrained on pointing); only the weight changes
             return self
         device = next(self.backbone.parameters()).device
@@ -322,7 +332,7 @@ class VLA(nn.Module):
         action_bin_l1, action_exact (all D tokens right)."""
         aux = None
         if self.grounding_head is not None and batch.ground_mask is not None and bool(batch.ground_mask.any()):
-            logits, hidden = self.backbone.forward_hidden(**batch.inputs)
+            logits, hidden = self.backbone.forward_hidden(self.config.grounding_layer, **batch.inputs)
             aux = self.grounding_loss(hidden, batch)
         else:
             logits = self(batch)
