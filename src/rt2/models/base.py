@@ -157,8 +157,8 @@ class Backbone(nn.Module, abc.ABC):
         """(logits float32[B, T, V], hidden states float[B, T, hidden_size]) for the same positions: what an
         auxiliary head (``VLAConfig.grounding_dim``) reads. ``layer`` -1: the final (normed) states; k >= 0: the
         (layer-normed) input of text block k, so the blocks above can still compute from what the head asks for.
-        Backbones that cannot expose them raise."""
-        raise NotImplementedError(
+        Backbones that cannot expose them raise ValueError."""
+        raise ValueError(
             f"backbone family {self.family!r} does not expose hidden states, so the auxiliary grounding loss is "
             "unavailable; train with grounding_dim=0 (rt2 train --grounding-weight 0)"
         )
@@ -166,7 +166,7 @@ class Backbone(nn.Module, abc.ABC):
     @property
     def hidden_size(self) -> int:
         """Width of the states :meth:`forward_hidden` returns."""
-        raise NotImplementedError(f"backbone family {self.family!r} does not report its hidden size")
+        raise ValueError(f"backbone family {self.family!r} does not report its hidden size")
 
     @abc.abstractmethod
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:

@@ -207,10 +207,7 @@ def _set_grounding(vla, weight: float, robot) -> None:
         )
     if len(dims) != 1:
         raise ValueError(f"episodes disagree on the grounding width: {sorted(dims)}")
-    try:
-        vla.set_grounding(dims.pop(), weight)
-    except NotImplementedError as e:
-        raise ValueError(str(e)) from None
+    vla.set_grounding(dims.pop(), weight)  # ValueError for backbones without hidden states
 
 
 def _train(regime: str, args: argparse.Namespace) -> int:
