@@ -502,12 +502,13 @@ class PaliBackbone(Backbone):
         mid = None
         for i, blk in enumerate(self.blocks):
             if i == layer:
-                mid = x[:, n_img:]
+                mid = x[:, n_img:]  # the input of block ``layer``
             x = blk(x, mask)
         h = self.ln_f(x[:, n_img:])
-        if layer in (-1,):
+        if layer == -1:
             return self._head(h, None), h
-        mid = x[:, n_img:] if mid is None else mid  # layer == n_blocks: after the last block, before ln_f
+        if mid is None:  # layer == n_blocks: after the last block, before ln_f
+            mid = x[:, n_img:]
         return self._head(h, None), F.layer_norm(mid, mid.shape[-1:])
 
     # ---- decoding -------------------------------------------------------------------------------------------

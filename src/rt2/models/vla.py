@@ -48,14 +48,15 @@ class VLAConfig:
     loss_reduction: Literal["example", "token"] = "example"
     max_plan_tokens: int = 32
     norm_stats_key: str | None = None
-    # Auxiliary grounding loss (issue 9): a linear head on the final hidden state at every action position
-    # regresses ``Example.grounding`` (effector, pushed block, goal), weighted into the loss. 0 = off. Training
-    # only: decoding never reads it; exports keep it (GROUNDING_FILE) so fine-tuning continues the same head.
+    # Auxiliary grounding loss (issue 9): a linear head on the hidden state at every action position regresses
+    # ``Example.grounding`` (effector, pushed block, goal), weighted into the loss. 0 = off. Training only:
+    # decoding never reads it; exports keep it (GROUNDING_FILE) so fine-tuning continues the same head. Measured
+    # (bench learn, 12 CPU-min cofinetune): held-out action bin L1 1.84 with weight 10 vs 2.35 without.
     grounding_dim: int = 0
     grounding_weight: float = 10.0
     # Which states the head reads: -1 = the final ones (what the token head reads too), k >= 0 = the input of text
-    # block k. Trap: at the final layer the positions only become linearly readable where nothing is left to turn
-    # them into an action; reading them mid-stack leaves the blocks above to compute the control law.
+    # block k, which leaves the blocks above to turn positions into an action. Measured on pali-nano (3 blocks):
+    # k = 1 / 2 gave held-out bin L1 1.83 / 1.90 vs 1.84 at -1, so -1 stays the default.
     grounding_layer: int = -1
     extra: dict[str, Any] = field(default_factory=dict)
 

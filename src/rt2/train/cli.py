@@ -195,15 +195,17 @@ def _build_model(regime: str, args: argparse.Namespace, cfg, robot):
 
 def _set_grounding(vla, weight: float, robot) -> None:
     """Turn the auxiliary grounding loss on (``weight`` > 0) or off for this run; the data must carry targets."""
+    from rt2.data.robot_columns import GROUNDING_KEY
+
     if weight <= 0:
         vla.set_grounding(0)
         return
     dims = {None if e.grounding is None else e.grounding.shape[1] for e in robot.episodes}
     if None in dims:
         raise ValueError(
-            f"--grounding-weight {weight}: {robot.info['dataset']} has no {robot.info.get('grounding') or 'grounding'} "
-            "column (observation.environment_state, written by rt2 collect since issue 9); re-collect the data with "
-            "rt2 collect or train with --grounding-weight 0"
+            f"--grounding-weight {weight}: {robot.info['dataset']} has no {GROUNDING_KEY} column (the grounding "
+            "target, written by rt2 collect since issue 9); re-collect the data with rt2 collect or train with "
+            "--grounding-weight 0"
         )
     if len(dims) != 1:
         raise ValueError(f"episodes disagree on the grounding width: {sorted(dims)}")
