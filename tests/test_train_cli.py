@@ -41,6 +41,49 @@ def test_pretrain_writes_tokenizer_checkpoint_and_export(runs):
     assert backbone["image_mean"] == pytest.approx(norm["image_mean"])
 
 
+def test_earlier_step_of_a_finished_run_is_evaluable(runs, tmp_path):
+    """``load_weights`` / ``rt2 vqa --weights``: the run's export with an earlier checkpoint's weights swapped in."""
+    import torch
+
+    from backbone_checks import tiny_vla
+    from rt2.policy.policy import Policy
+    from rt2.train.checkpoint import CheckpointError, load_weights
+
+    root, common = runs
+    pt = tmp_path / "pt4"  # debug preset: a checkpoint every 2 steps, the last 2 kept
+    assert cli.main(["pretrain", "--out", str(pt), "--steps", "4", *common]) == 0
+    policy = Policy.from_pretrained(pt / "final")
+    final = {k: v.clone() for k, v in policy.vla.state_dict().items()}
+    assert load_weights(policy.vla, pt / "checkpoints/step_00000004") == 4
+    assert all(torch.equal(final[k], v) for k, v in policy.vla.state_dict().items())  # the export is step 4
+    assert load_weights(policy.vla, pt / "checkpoints/step_00000002") == 2
+    assert any(not torch.equal(final[k], v) for k, v in policy.vla.state_dict().items())
+    out = tmp_path / "vqa"
+    argv = ["vqa", "--policy", str(pt / "final"), "--weights", str(pt / "checkpoints/step_00000002"), "--quiet"]
+    assert cli.main([*argv, "--items", "8", "--max-new-tokens", "4", "--out", str(out)]) == 0
+    info = json.loads((out / "vqa_info.json").read_text())
+    assert info["weights_step"] == 2 and "--weights" in info["command"]
+    # another architecture, or a folder that is not a checkpoint: refused with the reason, nothing half-loaded
+    with pytest.raises(CheckpointError, match="does not fit this model"):
+        load_weights(tiny_vla(), pt / "checkpoints/step_00000002")
+    with pytest.raises(CheckpointError, match="not a training checkpoint"):
+        load_weights(policy.vla, pt / "final")
+    assert cli.main([*argv[:3], "--weights", str(pt / "final"), "--items", "4"]) == 2
+    # --curve: every kept checkpoint on the same items; the last one is the export, so it scores the same
+    curve_argv = ["vqa", "--policy", str(pt / "final"), "--items", "8", "--max-new-tokens", "4", "--quiet", "--curve"]
+    assert cli.main([*curve_argv, "--out", str(tmp_path / "curve")]) == 0
+    curve = json.loads((tmp_path / "curve/vqa_curve.json").read_text())
+    final_info = json.loads((tmp_path / "curve/vqa_info.json").read_text())
+    assert [r["step"] for r in curve["steps"]] == [2, 4] and curve["items"] == 8
+    assert curve["steps"][-1]["overall"] == final_info["overall"]
+    assert curve["steps"][0]["overall"] == info["overall"]  # step 2 scores what --weights step 2 scored
+    assert (tmp_path / "curve/vqa_curve.png").stat().st_size > 0
+    assert cli.main(curve_argv) == 2  # no --out
+    assert (
+        cli.main([*curve_argv, "--out", str(tmp_path / "c2"), "--weights", str(pt / "checkpoints/step_00000002")]) == 2
+    )
+
+
 def test_cofinetune_produces_a_loadable_policy(runs):
     from rt2.policy.policy import Policy
 

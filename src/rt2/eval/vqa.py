@@ -196,6 +196,18 @@ def _fmt_row(name: str, r: dict[str, Any]) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", default=None, help="checkpoint dir (default: the policy shipped with rt2)")
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="a training checkpoint of the same run (RUN/checkpoints/step_N) whose weights replace --policy's "
+        "(e.g. --policy RUN/final): evaluate an earlier step of a finished run",
+    )
+    parser.add_argument(
+        "--curve",
+        action="store_true",
+        help="also evaluate every checkpoint the run kept (--policy RUN/final -> RUN/checkpoints/step_N) on the "
+        "same items: vqa_curve.json + vqa_curve.png in --out (rt2.eval.vqa_curve)",
+    )
     parser.add_argument("--items", type=int, default=400, help="number of web items (indices 0..N-1)")
     parser.add_argument("--split", default="heldout", choices=tuple(SPLITS), help="web corpus seed stream")
     parser.add_argument("--preset", default="all_uniform", choices=PRESETS, help="task mixture (uniform: per type)")
@@ -204,6 +216,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="folder for vqa_info.json (nothing written when omitted)")
     parser.add_argument("--seed", type=int, default=0, help="web corpus seed")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _curve(policy, checkpoints, items, args, command: str, console, columns) -> None:
+    """--curve: every kept checkpoint of the run on the same items -> vqa_curve.json/.png in --out."""
+    from rich.progress import Progress
+
+    from rt2.eval.report import atomic_write_json
+    from rt2.eval.vqa_curve import evaluate_curve, plot_curve
+
+    with Progress(*columns, console=console, disable=args.quiet, transient=True) as progress:
+        bar = progress.add_task("checkpoints", total=len(checkpoints) * len(items))
+
+        def one(pol, its):
+            return evaluate_vqa(
+                pol,
+                its,
+                batch_size=args.batch_size,
+                max_new_tokens=args.max_new_tokens,
+                on_batch=lambda k: progress.advance(bar, k),
+            )
+
+        rows = evaluate_curve(policy, checkpoints, items, one)
+    for r in rows:
+        above = sum(v["above_chance"] for v in r["per_task"].values())
+        console.print(
+            f"step {r['step']:>7}: {100 * r['overall']['accuracy']:.1f} % (chance {100 * r['overall']['chance']:.1f} %),"
+            f" {above}/{len(r['per_task'])} task types above chance"
+        )
+    out = Path(args.out)
+    atomic_write_json(out / "vqa_curve.json", {"command": command, "items": len(items), "steps": rows})
+    title = f"{Path(args.policy or '').parent.name or 'run'}: {len(items)} held-out web items ({args.preset})"
+    console.print(f"wrote {out / 'vqa_curve.json'} and {plot_curve(rows, out / 'vqa_curve.png', title)}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -226,9 +270,24 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--policy {spec!r}: not a checkpoint directory (rt2 vqa needs a saved model)")
         from rt2.policy import Policy
 
+        weights_step = None
         with console.status(f"loading {spec}"):
             policy = Policy.from_pretrained(spec)
+            if args.weights is not None:
+                from rt2.train.checkpoint import CheckpointError, load_weights
+
+                try:
+                    weights_step = load_weights(policy.vla, args.weights)
+                except CheckpointError as e:  # a RuntimeError in train/; this CLI reports ValueErrors
+                    raise ValueError(str(e)) from None
         items, config = vqa_items(policy, args.items, args.split, args.preset, args.seed)
+        checkpoints = []
+        if args.curve:
+            from rt2.eval.vqa_curve import run_checkpoints
+
+            if args.weights is not None or not args.out:
+                raise ValueError("--curve needs --out and evaluates the run's own checkpoints (drop --weights)")
+            checkpoints = run_checkpoints(spec)
     except ValueError as e:  # includes CheckpointError and DefaultPolicyError
         print(f"rt2 vqa: error: {e}", file=sys.stderr)
         return 2
@@ -247,9 +306,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"rt2 vqa: error: {e}", file=sys.stderr)
             return 2
     command = (
-        f"rt2 vqa --policy {spec} --items {len(items)} --split {args.split} --preset {args.preset} "
+        f"rt2 vqa --policy {spec}"
+        + (f" --weights {args.weights}" if args.weights else "")
+        + f" --items {len(items)} --split {args.split} --preset {args.preset} "
         f"--batch-size {args.batch_size} --max-new-tokens {args.max_new_tokens} --seed {args.seed}"
         + (f" --out {args.out}" if args.out else "")
+        + (" --curve" if args.curve else "")
     )
     table = Table(title=f"rt2 vqa: {Path(spec).name or spec} on {len(items)} {args.split} web items ({args.preset})")
     for col in ("task", "n", "accuracy %", "95% CI", "chance %", "CI low > chance"):
@@ -278,6 +340,8 @@ def run(args: argparse.Namespace) -> int:
         info = {
             "command": command,
             "policy": spec,
+            "weights": args.weights,
+            "weights_step": weights_step,
             "rt2_version": rt2.__version__,
             "git_commit": git_commit(),
             "corpus": config.to_dict(),
@@ -299,5 +363,7 @@ def run(args: argparse.Namespace) -> int:
         }
         path = atomic_write_json(Path(args.out) / "vqa_info.json", info)
         console.print(f"wrote {path}")
+    if checkpoints:
+        _curve(policy, checkpoints, items, args, command, console, columns)
     console.print(f"elapsed: {time.perf_counter() - t0:.1f} s")
     return 0

@@ -263,3 +263,32 @@ class CheckpointManager:
         if not f.exists():
             raise CheckpointError(f"{path} has no RNG state for process {rank} (saved with fewer processes?)")
         set_rng_state(load_file(str(f)), read_json(path / f"rng_rank{rank}.json"))
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> int:
+    """Copy a training checkpoint's weights (``<run>/checkpoints/step_N``) into ``model``; returns the step.
+
+    ``model`` must have the checkpoint's architecture: load the run's export (``<run>/final``) and swap in the
+    weights of an earlier step, which is how a learning curve of a finished run is evaluated without rebuilding
+    the model by hand. Strict: a missing or unexpected tensor, or a shape mismatch, raises CheckpointError naming
+    it (a checkpoint of another run is refused, not half-loaded)."""
+    path = Path(path)
+    if not (path / "model.safetensors").is_file() or not (path / "state.json").is_file():
+        raise CheckpointError(
+            f"{path} is not a training checkpoint (expected model.safetensors and state.json, as in "
+            f"<run>/checkpoints/{step_name(1000)})"
+        )
+    weights = CheckpointManager.load_model_state(path)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    shapes = sorted(k for k in set(own) & set(weights) if own[k].shape != weights[k].shape)
+    if missing or unexpected or shapes:
+        raise CheckpointError(
+            f"{path} does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}, "
+            f"shape mismatch {shapes[:3]} (load the export of the same run, e.g. <run>/final)"
+        )
+    model.load_state_dict(weights, strict=True)
+    # the step is a plain JSON entry of the encoded top-level dict (flatten's [key, value] pairs); reading it
+    # there skips loading the optimizer tensors
+    return int(dict(read_json(path / "state.json")["state"]["__dict__"])["step"])
