@@ -63,3 +63,7 @@ def test_stage_fingerprint_only_covers_the_fields_it_uses():
     assert train.fingerprint(b) != train.fingerprint(more_steps)
     assert ev.fingerprint(b) != ev.fingerprint(more_eval)
     assert by["report"].fingerprint(b) != by["report"].fingerprint(more_eval)
+    # the pre-training lr is pinned in the budget (not taken from the preset) and re-runs pre-training when changed
+    pre = by["pretrain-pali-nano"]
+    assert pre.fingerprint(b) != pre.fingerprint(dataclasses.replace(b, pretrain_lr=1e-3))
+    assert pre.fingerprint(b) == pre.fingerprint(more_steps)

@@ -31,9 +31,9 @@ corpus rendered on the fly (web images are drawn per item), so budgets are in st
 | stage | quick | default | full (est.) |
 |---|---|---|---|
 | collect | 10 episodes, ~1 s | 1,000 episodes (DART 0-3), ~25 s | 4,000 episodes, ~2 min |
-| pretrain (per size) | 4 steps x 4 | 6,000 steps x 32, ~26 min | 12,000 steps: nano ~50 min, tiny ~3 h, small ~10 h |
-| train x 3 regimes (per size) | 4 steps x 4 each | 4,000 steps x 32 each, ~15 min each | 12,000 steps each |
-| eval x 3 models + oracle | seen + emergent_math, 1 ep/task, 5-step cap | 9 suites (no paraphrase, cot), 20 ep/task | 11 suites, 20 ep/task |
+| pretrain (per size) | 4 steps x 4 | 5,000 steps x 32 at lr 5e-4, ~7-26 min | 12,000 steps: nano ~50 min, tiny ~3 h, small ~10 h |
+| train x 3 regimes (per size) | 4 steps x 4 each | 2,500 steps x 32 each, ~10 min each | 12,000 steps each |
+| eval x 3 models + oracle | seen + emergent_math, 1 ep/task, 5-step cap | 9 suites (no paraphrase, cot), 5 ep/task | 11 suites, 20 ep/task |
 | **total** | **0.5-3.5 min** | **see docs/results/README.md** | **~1.5 days on 2 cores** |
 
 ``--quick`` lowers the step cap to 5 (not the protocol): it checks the wiring only. Models use the trainer's
@@ -92,6 +92,10 @@ class Budget:
     # move closed-loop success (issue 9 notes); --grounding-weight turns it on for a run.
     grounding_weight: float = 0.0
     train_lr: float = 0.0  # peak lr of the three regimes (0 = the rt2 train preset's)
+    # Pinned rather than "the preset's": the committed docs/results were pre-trained at 5e-4, and the `pretrain`
+    # preset later moved to a longer, higher-lr recipe (issue 5); a preset change must not silently change what
+    # `rt2 reproduce` runs.
+    pretrain_lr: float = 5e-4
     suite_episodes: int = 0  # at least this many episodes per suite (RunConfig.suite_episodes; 100 = +-5 points)
 
 
@@ -219,6 +223,8 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
                         size,
                         "--steps",
                         str(b.pretrain_steps),
+                        "--lr",
+                        str(b.pretrain_lr),
                         *common,
                         *tok,
                         *_resume(out / pre, fresh),
@@ -228,7 +234,7 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
                 ),
                 lambda out, pre=pre: find_model(out / pre) is not None,
                 f"{size} on the web corpus, {b.pretrain_steps} steps",
-                keys=("pretrain_steps", "batch_size", "tokenizer_corpus"),
+                keys=("pretrain_steps", "pretrain_lr", "batch_size", "tokenizer_corpus"),
             )
         )
         for regime in REGIMES:
