@@ -67,3 +67,19 @@ def test_stage_fingerprint_only_covers_the_fields_it_uses():
     pre = by["pretrain-pali-nano"]
     assert pre.fingerprint(b) != pre.fingerprint(dataclasses.replace(b, pretrain_lr=1e-3))
     assert pre.fingerprint(b) == pre.fingerprint(more_steps)
+
+
+def test_command_line_overrides_reach_the_budget():
+    import argparse
+    import dataclasses
+
+    parser = argparse.ArgumentParser()
+    R.add_arguments(parser)
+    args = parser.parse_args(["--pretrain-steps", "20000", "--pretrain-lr", "1e-3", "--grounding-weight", "10"])
+    over = R.overrides_from_args(args)
+    assert over == {"pretrain_steps": 20000, "pretrain_lr": 1e-3, "grounding_weight": 10.0}
+    assert R.overrides_from_args(parser.parse_args([])) == {}
+    b = dataclasses.replace(R.BUDGETS["default"], **over)
+    pre = {s.name: s for s in R.plan(b)}["pretrain-pali-nano"]
+    assert "20000 steps" in pre.describe
+    assert pre.fingerprint(b) != pre.fingerprint(R.BUDGETS["default"])  # a resumed run re-does pre-training
