@@ -1,6 +1,6 @@
 """VQA accuracy along a finished training run: ``rt2 vqa --policy RUN/final --curve --out DIR``.
 
-    rt2 vqa --policy runs/pt/final --items 2300 --curve --out runs/pt/vqa   # ~1 min per kept checkpoint (nano)
+    rt2 vqa --policy runs/pt/final --items 4600 --curve --out runs/pt/vqa   # ~18 s per kept checkpoint (nano, 1 thread)
 
 Every checkpoint the run kept (``RUN/checkpoints/step_N``, see ``--keep-last``) is swapped into the run's export
 (:func:`rt2.train.checkpoint.load_weights`) and answers the same held-out items as the export itself. Writes
