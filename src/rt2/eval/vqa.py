@@ -274,12 +274,9 @@ def run(args: argparse.Namespace) -> int:
         with console.status(f"loading {spec}"):
             policy = Policy.from_pretrained(spec)
             if args.weights is not None:
-                from rt2.train.checkpoint import CheckpointError, load_weights
+                from rt2.eval.vqa_curve import swap_weights
 
-                try:
-                    weights_step = load_weights(policy.vla, args.weights)
-                except CheckpointError as e:  # a RuntimeError in train/; this CLI reports ValueErrors
-                    raise ValueError(str(e)) from None
+                weights_step = swap_weights(policy, args.weights)
         items, config = vqa_items(policy, args.items, args.split, args.preset, args.seed)
         checkpoints = []
         if args.curve:

@@ -36,6 +36,18 @@ def run_checkpoints(policy_dir: str | Path) -> list[Path]:
     return found
 
 
+def swap_weights(policy: Policy, checkpoint: str | Path) -> int:
+    """Load a training checkpoint's weights into ``policy`` (see ``load_weights``) -> its step. A checkpoint that
+    does not fit raises ValueError, which is what the eval CLIs report (``load_weights`` raises train's
+    CheckpointError, a RuntimeError)."""
+    from rt2.train.checkpoint import CheckpointError, load_weights
+
+    try:
+        return load_weights(policy.vla, checkpoint)
+    except CheckpointError as e:
+        raise ValueError(str(e)) from None
+
+
 def evaluate_curve(
     policy: Policy,
     checkpoints: Sequence[Path],
@@ -45,14 +57,9 @@ def evaluate_curve(
     """One row per checkpoint, in order: {step, checkpoint, overall, per_task: {task: {accuracy, chance,
     above_chance}}}. ``evaluate``: ``(policy, items) -> evaluate_vqa``-shaped dict. The policy's weights are
     replaced in place; reload it afterwards if you need the export's own."""
-    from rt2.train.checkpoint import CheckpointError, load_weights
-
     rows = []
     for ckpt in checkpoints:
-        try:
-            step = load_weights(policy.vla, ckpt)
-        except CheckpointError as e:  # a RuntimeError in train/; the CLI reports ValueErrors
-            raise ValueError(str(e)) from None
+        step = swap_weights(policy, ckpt)
         result = evaluate(policy, items)
         per_task = {t: {k: r[k] for k in ("accuracy", "chance", "above_chance")} for t, r in result["per_task"].items()}
         rows.append({"step": step, "checkpoint": str(ckpt), "overall": result["overall"], "per_task": per_task})
