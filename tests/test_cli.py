@@ -129,3 +129,21 @@ def test_oracle_table_families_comma_or_space_separated(capsys, families):
     assert cli.main(["oracle-table", "--episodes", "1", "--families", *families]) == 0
     rows = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert rows == ["family", "block2block", "separate", "**all**"]
+
+
+@pytest.mark.parametrize(("world", "argv", "exits"), [("2", None, True), ("2", ["fake"], False), ("1", None, False)])
+def test_a_launched_rank_leaves_without_teardown_only_as_the_program(monkeypatch, world, argv, exits):
+    """Under `accelerate launch -m rt2.cli` (WORLD_SIZE > 1) the program exits through exit_launched_process (the
+    gloo teardown abort); `cli.main([...])` called from Python, or a single process, returns normally."""
+    import types
+
+    from rt2.train import trainer
+
+    calls: list[int] = []
+    monkeypatch.setenv("WORLD_SIZE", world)
+    monkeypatch.setitem(cli.COMMANDS, "fake", ("fake_module", "a command that returns 3"))
+    monkeypatch.setattr(cli, "_load", lambda name: types.SimpleNamespace(add_arguments=lambda p: None, run=lambda a: 3))
+    monkeypatch.setattr(trainer, "exit_launched_process", calls.append)
+    monkeypatch.setattr(sys, "argv", ["rt2", "fake"])
+    assert cli.main(argv) == 3
+    assert calls == ([3] if exits else [])

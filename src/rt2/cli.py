@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -135,6 +136,7 @@ def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    as_program = argv is None  # the `rt2` executable / `python -m rt2.cli`, not a call from Python
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS else None)
@@ -149,7 +151,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return int(_load(args.command).run(args) or 0)
+    code = int(_load(args.command).run(args) or 0)
+    if as_program and os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
+        # A rank of `accelerate launch -m rt2.cli train ...`: its work is saved and the process group destroyed;
+        # interpreter teardown can still abort it (see rt2.train.trainer.exit_launched_process).
+        from rt2.train.trainer import exit_launched_process
+
+        exit_launched_process(code)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover
