@@ -82,3 +82,32 @@ def test_card_defaults_to_training_json_and_cli(evals, tmp_path, capsys):
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(ValueError, match="not an rt2 eval_info.json"):
         write_model_card(d, [tmp_path / "x.json"])
+
+
+def test_card_web_knowledge_section_comes_from_vqa_info(evals, tmp_path, capsys):
+    """`rt2 vqa`'s vqa_info.json -> the "Web knowledge" section: overall and per-task rows with CIs vs chance."""
+    import json
+
+    from rt2.cli import main as rt2_main
+
+    ckpt, root = evals
+    vqa = tmp_path / "vqa"
+    assert rt2_main(["vqa", "--policy", str(ckpt), "--items", "12", "--max-new-tokens", "4", "--out", str(vqa),
+                     "--quiet"]) == 0  # fmt: skip
+    info = json.loads((vqa / "vqa_info.json").read_text())
+    card_path = tmp_path / "card.md"
+    argv = [str(ckpt), "--eval-info", str(root / "oracle" / "eval_info.json"), "--out", str(card_path)]
+    assert main([*argv, "--vqa-info", str(vqa / "vqa_info.json")]) == 0
+    card = card_path.read_text()
+    o = info["overall"]
+    lo, hi = wilson(o["correct"], o["n"])
+    above = sum(r["above_chance"] for r in info["per_task"].values())
+    assert "## Web knowledge (held-out VQA)" in card and info["command"] in card
+    assert f"overall **{100 * o['accuracy']:.1f} %** [{100 * lo:.0f}, {100 * hi:.0f}] of 12 held-out items" in card
+    assert f"on {above} of {len(info['per_task'])} task types" in card
+    for task, r in info["per_task"].items():
+        assert f"| {task} | {r['n']} | {100 * r['accuracy']:.1f} |" in card
+    # without --vqa-info the section is absent; an eval_info.json given as --vqa-info is refused with the reason
+    assert main(argv) == 0 and "Web knowledge" not in card_path.read_text()
+    assert main([*argv, "--vqa-info", str(root / "oracle" / "eval_info.json")]) == 2
+    assert "not an rt2 vqa_info.json" in capsys.readouterr().err

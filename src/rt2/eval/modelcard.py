@@ -4,12 +4,14 @@
     write_model_card("runs/cft/final", ["runs/eval_final/eval_info.json"])       # -> runs/cft/final/MODEL_CARD.md
 
     python -m rt2.eval.modelcard runs/cft/final --eval-info runs/eval_final/eval_info.json   # ~2 s
+    python -m rt2.eval.modelcard runs/cft/final --eval-info E.json --vqa-info runs/vqa/vqa_info.json   # + web VQA
 
 Sections: model details (read from the checkpoint: backbone, parameters, action space and vocabulary, frames,
 image size, sha256 of the weights), intended use, training (``training_info``: a dict, a JSON path, or by default
 the ``training.json`` that ``rt2 train`` writes into its export: regime, init, mixture weights, steps x batch,
 optimizer, precision, seed), evaluation (every ``eval_info.json``: protocol, per-suite success with Wilson 95 %
-CIs, pooled seen / unseen / emergent averages), and known failure modes computed from the episodes (weakest suites
+CIs, pooled seen / unseen / emergent averages), web knowledge (every ``rt2 vqa`` vqa_info.json: held-out accuracy
+per task type against chance), and known failure modes computed from the episodes (weakest suites
 and tasks, tasks never solved, invalid-action counts, how far failed episodes ended from their goal, chain-of-
 thought plan accuracy). Nothing in the card is typed by hand, so it cannot drift from the numbers.
 """
@@ -194,14 +196,44 @@ def evaluation_section(path: Path, info: Mapping[str, Any]) -> tuple[list[str], 
     return lines, fails
 
 
+def vqa_section(path: Path, info: Mapping[str, Any]) -> list[str]:
+    """Lines of the "Web knowledge" section for one ``rt2 vqa`` vqa_info.json: what the policy still answers of its
+    web corpus after robot training (RT-2's reason to co-fine-tune), per task type against chance."""
+    # an eval_info.json also has "per_task" and "overall" keys (a list, per policy): "corpus" tells them apart
+    if not isinstance(info, dict) or "corpus" not in info or not isinstance(info.get("per_task"), dict):
+        raise ValueError(f"{path} is not an rt2 vqa_info.json (no 'corpus'/'per_task'); write one with rt2 vqa")
+    per_task, o = info["per_task"], info["overall"]
+    above = sorted(t for t, r in per_task.items() if r["above_chance"])
+    lines = [
+        f"### `{path}`",
+        "",
+        f"- command: `{info.get('command', '?')}`; rt2 {info.get('rt2_version', '?')}, git commit "
+        f"{info.get('git_commit') or 'unknown'}",
+        f"- overall **{_pct(o['accuracy'])} %** {_ci(*o['ci95'])} of {o['n']} held-out items against "
+        f"{_pct(o['chance'])} % chance; above chance (Wilson 95 % lower bound > chance) on {len(above)} of "
+        f"{len(per_task)} task types",
+        "",
+        "| task type | items | accuracy % | Wilson 95 % CI | chance % | above chance |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task, r in sorted(per_task.items()):
+        lines.append(
+            f"| {task} | {r['n']} | {_pct(r['accuracy'])} | {_ci(*r['ci95'])} | {_pct(r['chance'])} | "
+            f"{'yes' if r['above_chance'] else 'no'} |"
+        )
+    return lines + [""]
+
+
 def write_model_card(
     policy_dir: str | Path,
     eval_info_paths: Sequence[str | Path],
     training_info: Mapping[str, Any] | str | Path | None = None,
     out: str | Path | None = None,
+    vqa_info_paths: Sequence[str | Path] = (),
 ) -> Path:
     """Write ``MODEL_CARD.md`` (default: inside ``policy_dir``) and return its path. ``training_info``: a dict, a
-    JSON path, or None for ``policy_dir/training.json`` (omitted from the card if that does not exist)."""
+    JSON path, or None for ``policy_dir/training.json`` (omitted from the card if that does not exist).
+    ``vqa_info_paths``: ``rt2 vqa`` outputs for the "Web knowledge" section (omitted if empty)."""
     policy_dir = Path(policy_dir)
     if not eval_info_paths:
         raise ValueError("give at least one eval_info.json (rt2 eval --policy DIR --suite all --out OUT)")
@@ -217,6 +249,7 @@ def write_model_card(
         e, f = evaluation_section(Path(p), info)
         evals += e
         fails += f
+    web = [line for p in vqa_info_paths for line in vqa_section(Path(p), _load_json(p, "vqa info"))]
     lines = [
         f"# Model card: {policy_dir.name}",
         "",
@@ -237,6 +270,15 @@ def write_model_card(
     lines += training_section(training_info)
     lines += ["## Evaluation", "", "Closed loop in the rt2 tabletop world (`rt2 eval`); success with Wilson 95 % "
               "confidence intervals; the pooled rows add the episodes of their suites.", ""] + evals  # fmt: skip
+    if web:
+        lines += [
+            "## Web knowledge (held-out VQA)",
+            "",
+            "Questions of the synthetic web corpus's held-out split "
+            "(`rt2 vqa`), answered by free decoding; chance = the best constant answer per task type.",
+            "",
+        ]
+        lines += web
     lines += ["## Known failure modes", "", "Computed from the evaluation episodes above.", ""] + fails
     lines += [
         "## How to use",
@@ -252,6 +294,7 @@ def write_model_card(
         "from rt2.policy.default import default_policy_dir",
         "policy = Policy.from_pretrained(default_policy_dir())",
         'action = policy.predict_action([frame], "push the red star to the left")   # float32[2], metres',
+        'text = policy.answer([frame], "what colour is the star?")                  # free decoding',
         "```",
         "",
     ]
@@ -263,11 +306,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m rt2.eval.modelcard", description=__doc__.split("\n")[0])
     p.add_argument("policy_dir", help="a VLA.save_pretrained directory")
     p.add_argument("--eval-info", action="append", required=True, help="an eval_info.json (repeatable)")
+    p.add_argument("--vqa-info", action="append", default=[], help="an rt2 vqa vqa_info.json (repeatable)")
     p.add_argument("--training-info", default=None, help="training JSON (default: POLICY_DIR/training.json)")
     p.add_argument("--out", default=None, help="output path (default: POLICY_DIR/MODEL_CARD.md)")
     args = p.parse_args(argv)
     try:
-        path = write_model_card(args.policy_dir, args.eval_info, args.training_info, args.out)
+        path = write_model_card(args.policy_dir, args.eval_info, args.training_info, args.out, args.vqa_info)
     except (ValueError, FileNotFoundError) as e:
         print(f"modelcard: error: {e}", file=sys.stderr)
         return 2
