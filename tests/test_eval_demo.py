@@ -49,6 +49,14 @@ def test_demo_quick_with_a_checkpoint(tiny_dir, tmp_path, capsys):
     longest = max(r["steps"] for r in info["episodes"])
     assert frames.shape[0] == longest + 1 + demo.FPS  # reset frame + one per step + one second of outcome
     assert frames.shape[1:] == (2 * demo.TILE[0], 3 * demo.TILE[1], 3)  # 4 tasks -> a 2 x 3 grid
+    # the same model answers one held-out web question per skill, scored like rt2 vqa
+    from rt2.data.web import score_answer
+
+    web = info["web_questions"]
+    assert [q["task"] for q in web] == list(demo.WEB_TASKS)
+    assert all(q["question"].startswith("Q: ") and q["expected"] for q in web)
+    assert [q["correct"] for q in web] == [score_answer(q["task"], q["answer"], q["expected"]) for q in web]
+    assert "held-out web questions" in printed
 
 
 def test_demo_oracle_solves_seen_and_emergent(tmp_path):
@@ -60,6 +68,7 @@ def test_demo_oracle_solves_seen_and_emergent(tmp_path):
     for r in info["episodes"]:
         by_cat.setdefault(r["category"].split(":")[0], []).append(r["success"])
     assert sum(by_cat["seen"]) >= 4 and sum(by_cat["emergent"]) >= 3, by_cat  # the oracle is an upper bound
+    assert "web_questions" not in info  # a scripted expert has no language model to ask
 
 
 def test_grid_frames_hold_last_frame_and_mark_outcomes():
@@ -77,3 +86,22 @@ def test_grid_frames_hold_last_frame_and_mark_outcomes():
 def test_unknown_demo_task_is_refused():
     with pytest.raises(ValueError, match="unknown demo task"):
         demo.demo_suite(["block2block", "juggle"])
+
+
+def test_web_questions_are_fixed_and_match_policy_answer(tiny_dir):
+    """The demo's questions do not depend on the model (first of each type in the held-out split), and the answer
+    shown is what Policy.answer decodes for that question."""
+    from rt2.policy import Policy
+
+    policy = Policy.from_pretrained(tiny_dir)
+    a, b = demo.web_questions(policy, ("vqa_colour", "math_text")), demo.web_questions(policy, ("vqa_colour",))
+    assert a[0]["question"] == b[0]["question"] and a[0]["expected"] == b[0]["expected"]
+    question = a[1]["question"].removeprefix("Q: ").removesuffix(" A:")
+    from rt2.data.web import WebCorpus
+    from rt2.eval.vqa import vqa_items
+
+    _, config = vqa_items(policy, 1)
+    item = next(it for it in (WebCorpus(config).item(i) for i in range(400)) if it.task == "math_text")
+    assert policy.answer(list(item.images), question, max_new_tokens=16) == a[1]["answer"]
+    with pytest.raises(ValueError, match="no held-out web item of type"):
+        demo.web_questions(policy, ("juggling",))

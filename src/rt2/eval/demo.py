@@ -13,6 +13,8 @@ only the first episode of each task.
 Tasks: the 5 Language-Table families as in the robot data ("seen"), and 4 skills the robot data never taught
 (RT-2's "emergent" evaluations, taken from ``rt2.eval.suites``): push a block onto a printed digit, onto an icon,
 an instruction in Spanish, and a block named by a property ("the block with the same colour as the heart").
+The same model is then asked held-out web questions, one per skill in ``WEB_TASKS`` (RT-2's point: one network is
+both the VLM and the policy; ``Policy.answer``, free decoding, ~1 s; skipped for the oracle).
 Prints a success table, writes ``OUT/demo.mp4`` (gif if ffmpeg is missing: a grid, one tile per task, the
 instruction in a band on top, a green/red border once the episode ends) and ``OUT/demo.json`` (every episode).
 """
@@ -46,6 +48,8 @@ DEMO_TASKS: tuple[tuple[str, str, str, str], ...] = (
     ("same_colour", "emergent: reasoning", "emergent_reasoning", "same_colour"),
 )
 QUICK_TASKS = ("block2block", "block2absolute", "digit", "spanish")
+# Held-out web questions the demo asks the policy: one of each type, the first of its type in the held-out split.
+WEB_TASKS = ("vqa_colour", "vqa_count", "point_block", "math_text", "translate", "read_symbol")
 TILE = (240, 320)  # (h, w) of one task's tile in the grid video
 BORDER = 5  # px of outcome-coloured margin around a tile
 FPS = 10
@@ -121,6 +125,34 @@ def grid_frames(videos: Sequence[Sequence[np.ndarray]], outcomes: Sequence[bool]
     return out
 
 
+def web_questions(policy, tasks: Sequence[str] = WEB_TASKS, seed: int = 0, scan: int = 400) -> list[dict]:
+    """Ask ``policy`` (an ``rt2.policy.Policy``) one held-out web question per task type -> rows {task, question,
+    answer, expected, correct}, scored like ``rt2 vqa``. The question of each type is the first of that type among
+    the held-out items ``0..scan-1``, so the demo shows the same questions on every run, chosen blind to the
+    answers."""
+    from rt2.data.web import WebCorpus, score_answer
+    from rt2.eval.vqa import generate_answers, vqa_items
+
+    _, config = vqa_items(policy, 1, seed=seed)
+    corpus, picked = WebCorpus(config), {}
+    for i in range(scan):
+        item = corpus.item(i)
+        if item.task in tasks and item.task not in picked:
+            picked[item.task] = item
+        if len(picked) == len(tasks):
+            break
+    missing = [t for t in tasks if t not in picked]
+    if missing:
+        raise ValueError(f"no held-out web item of type {missing} among the first {scan}; valid types: rt2.data.web")
+    items = [picked[t] for t in tasks]
+    answers = generate_answers(policy, items, batch_size=len(items), max_new_tokens=16).predictions
+    return [
+        {"task": it.task, "question": it.prompt, "answer": a, "expected": it.target,
+         "correct": bool(score_answer(it.task, a, it.target))}
+        for it, a in zip(items, answers, strict=True)
+    ]  # fmt: skip
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", default=None, help="checkpoint dir or 'oracle' (default: the shipped policy)")
     parser.add_argument("--out", default="rt2_demo", help="output folder (demo.mp4, demo.json)")
@@ -189,6 +221,10 @@ def run(args: argparse.Namespace) -> int:
         "episodes": rows,
         "wall_time_s": time.perf_counter() - t0,
     }
+    inner = getattr(policy, "policy", None)  # the oracle has no language model to ask
+    if inner is not None:
+        with console.status("asking the same model web questions"):
+            info["web_questions"] = web_questions(inner, seed=args.seed)
     report.atomic_write_json(out / "demo.json", info)
 
     table = Table(
@@ -210,6 +246,15 @@ def run(args: argparse.Namespace) -> int:
         if sel:
             k = sum(r["success"] for r in sel)
             console.print(f"{cat_name}: {k}/{len(sel)} episodes succeeded")
+    if "web_questions" in info:
+        web = Table(title="the same model, asked held-out web questions (Policy.answer)")
+        for col in ("skill", "question", "answer", "expected", ""):
+            web.add_column(col)
+        for q in info["web_questions"]:
+            mark = "[green]right[/]" if q["correct"] else "[red]wrong[/]"
+            web.add_row(q["task"], q["question"], q["answer"] or "(empty)", q["expected"], mark)
+        console.print(web)
+        console.print("web accuracy per skill on 4,600 held-out questions: rt2 vqa --items 4600")
     console.print(f"video: [bold]{video}[/]   episodes: {out / 'demo.json'}")
     console.print(f"elapsed: {time.perf_counter() - t0:.1f} s")
     console.print("next: rt2 eval --suite all --episodes 20   |   rt2 serve   |   rt2 run-robot")
