@@ -22,6 +22,10 @@ def test_plan_is_data_with_dependencies():
     by = {s.name: s for s in R.plan(R.BUDGETS["default"])}
     assert by["train-finetune-pali-nano"].needs == ("collect", "pretrain-pali-nano")
     assert by["eval-cofinetune-pali-nano"].needs == ("train-cofinetune-pali-nano",)
+    # web knowledge: the pre-trained VLM and every regime's model answer the held-out web questions
+    assert by["vqa-pretrain-pali-nano"].needs == ("pretrain-pali-nano",)
+    assert by["vqa-finetune-pali-nano"].needs == ("train-finetune-pali-nano",)
+    assert {"vqa-scratch-pali-nano", "vqa-cofinetune-pali-nano"} <= set(by["report"].needs)
     with pytest.raises(ValueError, match="unknown budget"):
         R.reproduce("/nonexistent", "huge")
 
@@ -35,19 +39,26 @@ def test_reproduce_quick_end_to_end_and_resume(tmp_path):
         pytest.skip(f"stage commands not available yet: {missing}")
     logs: list[str] = []
     status = R.reproduce(tmp_path, "quick", quiet=True, log=logs.append)
-    assert set(status.values()) == {"ran"} and len(status) == 10
+    assert set(status.values()) == {"ran"} and len(status) == 14
     results = json.loads((tmp_path / "results.json").read_text())
     assert set(results["results"]) == {"scratch-pali-nano", "finetune-pali-nano", "cofinetune-pali-nano", "oracle"}
     for t in results["results"].values():
         assert set(t["per_suite"]) == {"seen", "emergent_math"}
-    assert (tmp_path / "fig7a_emergent.png").is_file() and "Language-Table-style" in (
-        tmp_path / "report.md"
-    ).read_text()
+    report_md = (tmp_path / "report.md").read_text()
+    assert (tmp_path / "fig7a_emergent.png").is_file() and "Language-Table-style" in report_md
+    # the web-knowledge table: one row per VLM, numbers from its vqa_info.json
+    web = results["web_vqa"]
+    assert list(web) == ["pretrain-pali-nano", "scratch-pali-nano", "finetune-pali-nano", "cofinetune-pali-nano"]
+    for m, r in web.items():
+        info = json.loads((tmp_path / "vqa" / m / "vqa_info.json").read_text())
+        assert r["n"] == 16 == info["overall"]["n"] and r["accuracy"] == info["overall"]["accuracy"]
+        assert f"| {m} | {100 * r['accuracy']:.1f} |" in report_md
+    assert "## Web knowledge kept" in report_md
     # Resume: nothing re-runs; invalidating one model re-runs its training, its eval and the report only.
     assert set(R.reproduce(tmp_path, "quick", quiet=True, log=logs.append).values()) == {"skipped"}
     (tmp_path / "models" / "finetune-pali-nano" / "final" / "vla.json").unlink()
     ran = {k for k, v in R.reproduce(tmp_path, "quick", quiet=True, log=logs.append).items() if v == "ran"}
-    assert ran == {"train-finetune-pali-nano", "eval-finetune-pali-nano", "report"}
+    assert ran == {"train-finetune-pali-nano", "eval-finetune-pali-nano", "vqa-finetune-pali-nano", "report"}
 
 
 def test_stage_fingerprint_only_covers_the_fields_it_uses():
@@ -67,6 +78,9 @@ def test_stage_fingerprint_only_covers_the_fields_it_uses():
     pre = by["pretrain-pali-nano"]
     assert pre.fingerprint(b) != pre.fingerprint(dataclasses.replace(b, pretrain_lr=1e-3))
     assert pre.fingerprint(b) == pre.fingerprint(more_steps)
+    vqa = by["vqa-cofinetune-pali-nano"]  # more VQA items re-run the VQA stages only
+    assert vqa.fingerprint(b) == vqa.fingerprint(more_eval) != vqa.fingerprint(dataclasses.replace(b, vqa_items=9))
+    assert train.fingerprint(b) == train.fingerprint(dataclasses.replace(b, vqa_items=9))
 
 
 def test_command_line_overrides_reach_the_budget():
@@ -75,9 +89,9 @@ def test_command_line_overrides_reach_the_budget():
 
     parser = argparse.ArgumentParser()
     R.add_arguments(parser)
-    args = parser.parse_args(["--pretrain-steps", "20000", "--pretrain-lr", "1e-3", "--grounding-weight", "10"])
-    over = R.overrides_from_args(args)
-    assert over == {"pretrain_steps": 20000, "pretrain_lr": 1e-3, "grounding_weight": 10.0}
+    argv = ["--pretrain-steps", "20000", "--pretrain-lr", "1e-3", "--grounding-weight", "10", "--vqa-items", "230"]
+    over = R.overrides_from_args(parser.parse_args(argv))
+    assert over == {"pretrain_steps": 20000, "pretrain_lr": 1e-3, "grounding_weight": 10.0, "vqa_items": 230}
     assert R.overrides_from_args(parser.parse_args([])) == {}
     b = dataclasses.replace(R.BUDGETS["default"], **over)
     pre = {s.name: s for s in R.plan(b)}["pretrain-pali-nano"]

@@ -12,7 +12,10 @@ Stages (data: :func:`plan`; each runs through ``rt2.cli.main([...])`` or the eva
    cofinetune (pretrained, robot + web mixture) -> ``models/<regime>-<size>``
 4. ``eval-<policy>``: every budgeted suite for each trained model and the scripted oracle (upper bound) ->
    ``eval/<policy>/eval_info.json`` (+ videos, plots, report.md)
-5. ``report``: ``results.json``, ``report.md``, ``fig7b_unseen.png`` (regime x size on the unseen suites, RT-2
+5. ``vqa-<model>``: held-out web VQA (``rt2 vqa``) of the pre-trained VLM and of each trained model ->
+   ``vqa/<model>/vqa_info.json``: what each regime keeps of the web knowledge (RT-2's reason to co-fine-tune;
+   scratch never saw the web and is the floor)
+6. ``report``: ``results.json``, ``report.md`` (with the web-knowledge table), ``fig7b_unseen.png`` (regime x size on the unseen suites, RT-2
    Fig. 7b shape), ``fig7a_emergent.png`` (emergent categories, Fig. 7a shape), and Language-Table-style overall
    success on ``seen``.
 
@@ -34,6 +37,7 @@ corpus rendered on the fly (web images are drawn per item), so budgets are in st
 | pretrain (per size) | 4 steps x 4 | 5,000 steps x 32 at lr 5e-4, ~7-26 min | 12,000 steps: nano ~50 min, tiny ~3 h, small ~10 h |
 | train x 3 regimes (per size) | 4 steps x 4 each | 2,500 steps x 32 each, ~10 min each | 12,000 steps each |
 | eval x 3 models + oracle | seen + emergent_math, 1 ep/task, 5-step cap | 9 suites (no paraphrase, cot), 5 ep/task | 11 suites, 20 ep/task |
+| vqa x 4 models | 16 items | 4,600 held-out items, ~20-40 s each | 4,600 items |
 | **total** | **0.5-3.5 min** | **see docs/results/README.md** | **~1.5 days on 2 cores** |
 
 ``--quick`` lowers the step cap to 5 (not the protocol): it checks the wiring only. Models use the trainer's
@@ -97,6 +101,7 @@ class Budget:
     # `rt2 reproduce` runs.
     pretrain_lr: float = 5e-4
     suite_episodes: int = 0  # at least this many episodes per suite (RunConfig.suite_episodes; 100 = +-5 points)
+    vqa_items: int = 4600  # held-out web questions per model (~200 per task type; rt2 vqa --items)
 
 
 BUDGETS: dict[str, Budget] = {
@@ -113,6 +118,7 @@ BUDGETS: dict[str, Budget] = {
         num_envs=32,
         videos=1,
         tokenizer_corpus=300,
+        vqa_items=16,
     ),
     "default": Budget(
         "default",
@@ -289,16 +295,47 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
                 keys=("suites", "eval_episodes", "suite_episodes", "max_steps", "num_envs", "videos"),
             )
         )
+    vlms = [m for s in b.sizes for m in (f"pretrain-{s}", *(f"{r}-{s}" for r in REGIMES))]
+    for m in vlms:
+        stages.append(
+            Stage(
+                f"vqa-{m}",
+                lambda out, fresh, m=m: _cli(
+                    [
+                        "vqa",
+                        "--policy",
+                        str(find_model(out / "models" / m)),
+                        "--items",
+                        str(b.vqa_items),
+                        "--out",
+                        str(out / "vqa" / m),
+                        "--quiet",
+                    ]
+                ),  # fmt: skip
+                lambda out, m=m: _vqa_valid(out / "vqa" / m / "vqa_info.json"),
+                f"held-out web VQA, {b.vqa_items} items",
+                (m if m.startswith("pretrain-") else f"train-{m}",),
+                keys=("vqa_items",),
+            )
+        )
     stages.append(
         Stage(
             "report",
-            lambda out, fresh: write_summary(out, policies, b),
+            lambda out, fresh: write_summary(out, policies, b, vlms),
             lambda out: (out / "report.md").is_file(),
             "tables and figures",
-            tuple(f"eval-{p}" for p in policies),
+            tuple(f"eval-{p}" for p in policies) + tuple(f"vqa-{m}" for m in vlms),
         )
     )
     return stages
+
+
+def _vqa_valid(path: Path) -> bool:
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and isinstance(info.get("per_task"), dict) and "overall" in info
 
 
 def _run_eval(out: Path, pol: str, b: Budget, quiet: bool) -> None:
@@ -319,8 +356,42 @@ def _run_eval(out: Path, pol: str, b: Budget, quiet: bool) -> None:
     )
 
 
-def write_summary(out: Path, policies: list[str], b: Budget) -> None:
-    """results.json, Fig. 7(a)/7(b)-shaped plots and report.md from every eval/<policy>/eval_info.json."""
+def web_knowledge_lines(out: Path, vlms: list[str]) -> tuple[list[str], dict]:
+    """The report's web-knowledge section from ``vqa/<model>/vqa_info.json`` -> (markdown lines, {model: summary})."""
+    infos = {m: json.loads((out / "vqa" / m / "vqa_info.json").read_text()) for m in vlms}
+    summary = {
+        m: {**i["overall"], "types_above_chance": sum(r["above_chance"] for r in i["per_task"].values()),
+            "types": len(i["per_task"]), "per_task": {t: r["accuracy"] for t, r in i["per_task"].items()}}
+        for m, i in infos.items()
+    }  # fmt: skip
+    lines = [
+        "## Web knowledge kept: held-out web VQA",
+        "",
+        "What each model still answers of the web corpus (`rt2 vqa`, held-out split, free decoding; chance = the best "
+        'constant answer per task type; "above" = Wilson 95 % lower bound > chance). Co-fine-tuning should keep the '
+        "pre-trained VLM's accuracy, robot-only fine-tuning forgets it, scratch never learned it.",
+        "",
+        "| model | accuracy % | 95 % CI | chance % | task types above chance | items |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m, r in summary.items():
+        lines.append(
+            f"| {m} | {100 * r['accuracy']:.1f} | [{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}] | "
+            f"{100 * r['chance']:.1f} | {r['types_above_chance']} / {r['types']} | {r['n']} |"
+        )
+    tasks = sorted({t for r in summary.values() for t in r["per_task"]})
+    lines += ["", "<details><summary>accuracy % per task type</summary>", "", "| task | " + " | ".join(summary) + " |"]
+    lines.append("|---|" + "---|" * len(summary))
+    for t in tasks:
+        cells = [f"{100 * r['per_task'][t]:.0f}" if t in r["per_task"] else "–" for r in summary.values()]
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    lines += ["", "</details>", ""]
+    return lines, summary
+
+
+def write_summary(out: Path, policies: list[str], b: Budget, vlms: list[str] | None = None) -> None:
+    """results.json, Fig. 7(a)/7(b)-shaped plots and report.md from every eval/<policy>/eval_info.json (and, for
+    ``vlms``, the web-knowledge table from vqa/<model>/vqa_info.json)."""
     rows = {p: json.loads((out / "eval" / p / "eval_info.json").read_text())["episodes"] for p in policies}
     rows = {p: next(iter(r.values())) for p, r in rows.items()}
     tables = {p: result_tables(r) for p, r in rows.items()}
@@ -361,8 +432,10 @@ def write_summary(out: Path, policies: list[str], b: Budget) -> None:
     lines.append("")
     for title, path in plots:
         lines += [f"![{title}]({path.name})", ""]
+    web_lines, web = web_knowledge_lines(out, vlms) if vlms else ([], {})
+    lines += web_lines
     lines += ["Per-policy details: " + ", ".join(f"[{p}](eval/{p}/report.md)" for p in policies), ""]
-    report.atomic_write_json(out / "results.json", {"budget": dataclasses.asdict(b), "results": tables})
+    report.atomic_write_json(out / "results.json", {"budget": dataclasses.asdict(b), "results": tables, "web_vqa": web})
     report.atomic_write_bytes(out / "report.md", "\n".join(lines).encode())
 
 
@@ -432,9 +505,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="override the budget's pre-training lr (5e-4; the preset's 1e-3)",
     )
+    parser.add_argument(
+        "--vqa-items", type=int, default=None, help="override: held-out web questions per model (default 4,600)"
+    )
 
 
-OVERRIDE_FLAGS = ("grounding_weight", "suite_episodes", "pretrain_steps", "pretrain_lr")
+OVERRIDE_FLAGS = ("grounding_weight", "suite_episodes", "pretrain_steps", "pretrain_lr", "vqa_items")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:
