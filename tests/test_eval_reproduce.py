@@ -60,6 +60,25 @@ def test_reproduce_quick_end_to_end_and_resume(tmp_path):
     ran = {k for k, v in R.reproduce(tmp_path, "quick", quiet=True, log=logs.append).items() if v == "ran"}
     assert ran == {"train-finetune-pali-nano", "eval-finetune-pali-nano", "vqa-finetune-pali-nano", "report"}
 
+    # --pretrained: a second reproduction starts from the first one's VLM without pre-training
+    pre = tmp_path / "models" / "pretrain-pali-nano"
+    other = tmp_path / "other"
+    status = R.reproduce(other, "quick", quiet=True, log=logs.append, overrides={"pretrained": str(pre)})
+    assert set(status.values()) == {"ran"} and not (other / "models" / "pretrain-pali-nano").exists()
+    cft = json.loads((other / "models" / "cofinetune-pali-nano" / "final" / "training.json").read_text())
+    assert cft["data"]["init"] == str(pre / "final")
+    vqa = json.loads((other / "vqa" / "pretrain-pali-nano" / "vqa_info.json").read_text())
+    assert vqa["policy"] == str(pre / "final")
+    # the same VLM again: nothing re-runs; a VLM of another size is refused before any training
+    assert set(
+        R.reproduce(other, "quick", quiet=True, log=logs.append, overrides={"pretrained": str(pre)}).values()
+    ) == {"skipped"}
+    with pytest.raises(RuntimeError, match="is a pali-nano VLM but this budget trains pali-tiny"):
+        R.reproduce(tmp_path / "third", "quick", quiet=True, log=logs.append,
+                    overrides={"pretrained": str(pre), "sizes": ("pali-tiny",)})  # fmt: skip
+    with pytest.raises(RuntimeError, match="no vla.json"):
+        R.reproduce(tmp_path / "fourth", "quick", quiet=True, log=logs.append, overrides={"pretrained": str(other)})
+
 
 def test_stage_fingerprint_only_covers_the_fields_it_uses():
     """More eval episodes must not invalidate an hour of training; more training steps must."""
@@ -78,6 +97,11 @@ def test_stage_fingerprint_only_covers_the_fields_it_uses():
     pre = by["pretrain-pali-nano"]
     assert pre.fingerprint(b) != pre.fingerprint(dataclasses.replace(b, pretrain_lr=1e-3))
     assert pre.fingerprint(b) == pre.fingerprint(more_steps)
+    # --pretrained replaces the pre-training stage by a check whose fingerprint is the path; without it the old
+    # fingerprint (and so the markers of existing runs) is unchanged
+    with_pre = {s.name: s for s in R.plan(dataclasses.replace(b, pretrained="runs/pt"))}["pretrain-pali-nano"]
+    assert with_pre.fingerprint(dataclasses.replace(b, pretrained="runs/pt")) == {"pretrained": "runs/pt"}
+    assert "pretrained" not in pre.fingerprint(b)
     vqa = by["vqa-cofinetune-pali-nano"]  # more VQA items re-run the VQA stages only
     assert vqa.fingerprint(b) == vqa.fingerprint(more_eval) != vqa.fingerprint(dataclasses.replace(b, vqa_items=9))
     assert train.fingerprint(b) == train.fingerprint(dataclasses.replace(b, vqa_items=9))
@@ -92,6 +116,7 @@ def test_command_line_overrides_reach_the_budget():
     argv = ["--pretrain-steps", "20000", "--pretrain-lr", "1e-3", "--grounding-weight", "10", "--vqa-items", "230"]
     over = R.overrides_from_args(parser.parse_args(argv))
     assert over == {"pretrain_steps": 20000, "pretrain_lr": 1e-3, "grounding_weight": 10.0, "vqa_items": 230}
+    assert R.overrides_from_args(parser.parse_args(["--pretrained", "runs/pt"])) == {"pretrained": "runs/pt"}
     assert R.overrides_from_args(parser.parse_args([])) == {}
     b = dataclasses.replace(R.BUDGETS["default"], **over)
     pre = {s.name: s for s in R.plan(b)}["pretrain-pali-nano"]

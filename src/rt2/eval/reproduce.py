@@ -3,6 +3,7 @@
     rt2 reproduce --out runs/repro                    # default budget, < 2 h on 2 CPU cores (estimate below)
     rt2 reproduce --out runs/repro --budget full      # adds pali-small and more steps/episodes (~8-10 h)
     rt2 reproduce --out /tmp/repro --quick            # wiring check: minutes, numbers meaningless
+    rt2 reproduce --out runs/repro20k --pretrained runs/pt_b   # skip pre-training: use `rt2 pretrain`'s output
 
 Stages (data: :func:`plan`; each runs through ``rt2.cli.main([...])`` or the eval Python API):
 
@@ -102,6 +103,9 @@ class Budget:
     pretrain_lr: float = 5e-4
     suite_episodes: int = 0  # at least this many episodes per suite (RunConfig.suite_episodes; 100 = +-5 points)
     vqa_items: int = 4600  # held-out web questions per model (~200 per task type; rt2 vqa --items)
+    # An existing `rt2 pretrain` output to start finetune/cofinetune from instead of pre-training here ("" = pre-train;
+    # rt2 reproduce --pretrained DIR): the same recipe on a VLM pre-trained longer than the budget allows.
+    pretrained: str = ""
 
 
 BUDGETS: dict[str, Budget] = {
@@ -219,8 +223,16 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
     tok = ["--tokenizer-corpus", str(b.tokenizer_corpus)]
     for size in b.sizes:
         pre = f"models/pretrain-{size}"
-        stages.append(
-            Stage(
+        if b.pretrained:
+            stage = Stage(
+                f"pretrain-{size}",
+                lambda out, fresh, size=size: _check_pretrained(Path(b.pretrained), size),
+                lambda out: _pretrained_model(Path(b.pretrained)) is not None,
+                f"none: the pre-trained VLM {b.pretrained} is used as is",
+                keys=("pretrained",),  # only when set, so markers of runs that pre-trained here stay valid
+            )
+        else:
+            stage = Stage(
                 f"pretrain-{size}",
                 lambda out, fresh, pre=pre, size=size: _cli(
                     [
@@ -237,18 +249,18 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
                         "--out",
                         str(out / pre),
                     ]
-                ),
+                ),  # fmt: skip
                 lambda out, pre=pre: find_model(out / pre) is not None,
                 f"{size} on the web corpus, {b.pretrain_steps} steps",
                 keys=("pretrain_steps", "pretrain_lr", "batch_size", "tokenizer_corpus"),
             )
-        )
+        stages.append(stage)
         for regime in REGIMES:
             dst = f"models/{regime}-{size}"
             init = [] if regime == "scratch" else ["--init", "@PRE"]
 
-            def run_train(out: Path, fresh: bool, regime=regime, dst=dst, init=init, pre=pre, size=size) -> None:
-                args = [a if a != "@PRE" else str(find_model(out / pre)) for a in init]
+            def run_train(out: Path, fresh: bool, regime=regime, dst=dst, init=init, size=size) -> None:
+                args = [a if a != "@PRE" else str(model_dir(out, b, f"pretrain-{size}")) for a in init]
                 new_tok = tok if regime == "scratch" else []
                 _cli(
                     [
@@ -304,14 +316,14 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
                     [
                         "vqa",
                         "--policy",
-                        str(find_model(out / "models" / m)),
+                        str(model_dir(out, b, m)),
                         "--items",
                         str(b.vqa_items),
                         "--out",
                         str(out / "vqa" / m),
                         "--quiet",
                     ]
-                ),  # fmt: skip
+                ),
                 lambda out, m=m: _vqa_valid(out / "vqa" / m / "vqa_info.json"),
                 f"held-out web VQA, {b.vqa_items} items",
                 (m if m.startswith("pretrain-") else f"train-{m}",),
@@ -328,6 +340,36 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
         )
     )
     return stages
+
+
+def _pretrained_model(directory: Path) -> Path | None:
+    """``directory`` or its ``final/`` when it holds a VLM; unlike :func:`find_model` never a model found deeper
+    (a whole reproduction folder is not "a pre-trained VLM")."""
+    return next((d for d in (directory, directory / "final") if (d / "vla.json").is_file()), None)
+
+
+def model_dir(out: Path, b: Budget, name: str) -> Path:
+    """The Policy-loadable folder of model ``name`` (``pretrain-<size>`` or ``<regime>-<size>``) of a run."""
+    if b.pretrained and name.startswith("pretrain-"):
+        found = _pretrained_model(Path(b.pretrained))
+    else:
+        found = find_model(out / "models" / name)
+    if found is None:
+        raise RuntimeError(f"no trained model for {name} (no vla.json): run its stage first")
+    return found
+
+
+def _check_pretrained(directory: Path, size: str) -> None:
+    """--pretrained must be a VLM of the size the budget trains (scratch is built at that size: a fair ablation)."""
+    found = _pretrained_model(directory)
+    if found is None:
+        raise RuntimeError(
+            f"--pretrained {directory}: no vla.json there or in final/; give an `rt2 pretrain` --out dir"
+        )
+    record = found / "training.json"
+    model = json.loads(record.read_text()).get("config", {}).get("model") if record.is_file() else None
+    if model is not None and model != size:
+        raise RuntimeError(f"--pretrained {directory} is a {model} VLM but this budget trains {size}")
 
 
 def _vqa_valid(path: Path) -> bool:
@@ -506,11 +548,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override the budget's pre-training lr (5e-4; the preset's 1e-3)",
     )
     parser.add_argument(
+        "--pretrained",
+        default=None,
+        help="start finetune/cofinetune from this `rt2 pretrain` output instead of pre-training here (e.g. the "
+        "`pretrain` preset's 20,000-step run); its size must be the budget's",
+    )
+    parser.add_argument(
         "--vqa-items", type=int, default=None, help="override: held-out web questions per model (default 4,600)"
     )
 
 
-OVERRIDE_FLAGS = ("grounding_weight", "suite_episodes", "pretrain_steps", "pretrain_lr", "vqa_items")
+OVERRIDE_FLAGS = ("grounding_weight", "suite_episodes", "pretrain_steps", "pretrain_lr", "vqa_items", "pretrained")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:
