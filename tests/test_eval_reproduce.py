@@ -67,6 +67,7 @@ def test_reproduce_quick_end_to_end_and_resume(tmp_path):
     assert set(status.values()) == {"ran"} and not (other / "models" / "pretrain-pali-nano").exists()
     cft = json.loads((other / "models" / "cofinetune-pali-nano" / "final" / "training.json").read_text())
     assert cft["data"]["init"] == str(pre / "final")
+    assert f"Pre-trained VLM: `{pre}`, used as is" in (other / "report.md").read_text()
     vqa = json.loads((other / "vqa" / "pretrain-pali-nano" / "vqa_info.json").read_text())
     assert vqa["policy"] == str(pre / "final")
     # the same VLM again: nothing re-runs; a VLM of another size is refused before any training

@@ -451,6 +451,9 @@ def write_summary(out: Path, policies: list[str], b: Budget, vlms: list[str] | N
         if cats:
             plots.append((title, report.plot_bars(out / name, cats, series, title)))
     lines = ["# rt2 reproduction", "", f"Budget `{b.name}`: {dataclasses.asdict(b)}", ""]
+    if b.pretrained:
+        lines += [f"Pre-trained VLM: `{b.pretrained}`, used as is (this run did not pre-train; the budget's "
+                  "pretrain_steps / pretrain_lr are unused).", ""]  # fmt: skip
     if b.max_steps != 200:
         lines += [f"**Step cap {b.max_steps} (not the 200-step protocol): a wiring check, not a result.**", ""]
     lines += [
