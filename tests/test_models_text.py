@@ -113,3 +113,31 @@ def test_augmentation_is_explicit_and_shared_across_frames():
     aug = tf([[img, img]], augment=True, rng=np.random.default_rng(1))
     assert not np.allclose(aug.numpy(), plain.numpy())
     assert np.array_equal(aug[0, 0].numpy(), aug[0, 1].numpy()), "same crop/jitter for every frame of one observation"
+
+
+def test_training_is_reproducible_across_processes(tmp_path):
+    """The same corpus gives the same tokenizer.json in two fresh processes (tokenizers' own BpeTrainer did not:
+    its ties follow a per-process random hash order, so `rt2 pretrain` and scratch runs were not reproducible)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from rt2.models.text_tokenizer import TextTokenizer; "
+        "c = ['push the red moon to the blue cube', 'what colour is the star? yellow', 'la estrella roja'] * 40; "
+        "TextTokenizer.train(c, vocab_size=256).save(sys.argv[1])"
+    )
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"tok{i}.json"
+        subprocess.run([sys.executable, "-c", code, str(out)], check=True, timeout=120)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+
+
+def test_bpe_merges_most_frequent_pair_and_breaks_ties_by_the_strings():
+    from rt2.models.bpe import train_bpe
+
+    vocab, merges = train_bpe({"ab": 3, "cd": 3, "abc": 1}, vocab_size=100, min_frequency=2, special=["<pad>"])
+    assert list(vocab)[:6] == ["<pad>", "##b", "##c", "##d", "a", "c"]  # specials, then the sorted alphabet
+    assert merges == [("a", "##b"), ("c", "##d")]  # "ab" (count 4) first; then "cd" (3); "ab"+"##c" has 1 < 2
+    assert vocab["ab"] == 6 and vocab["cd"] == 7

@@ -1,4 +1,4 @@
-"""The built-in text tokenizer: a subword BPE trained locally with the ``tokenizers`` library (no transformers).
+"""The built-in text tokenizer: a subword BPE trained locally (``rt2.models.bpe``, deterministic), run by ``tokenizers``.
 
 Layout of the vocabulary:
 
@@ -19,15 +19,17 @@ Saved as a standard ``tokenizer.json`` (``tokenizers.Tokenizer.from_file`` reads
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import string
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+from rt2.models.bpe import train_bpe
 
 SPECIAL_TOKENS: tuple[str, ...] = ("<pad>", "<bos>", "<eos>", "<unk>", "<image>", "<sep>")
 INTEGER_RANGE: tuple[int, int] = (-10, 255)  # inclusive; covers Language-Table -10..10 and 256 bins 0..255
@@ -96,28 +98,24 @@ class TextTokenizer:
         """
         if vocab_size < len(SPECIAL_TOKENS) + 64:
             raise ValueError(f"vocab_size {vocab_size} is too small; use at least {len(SPECIAL_TOKENS) + 64}")
-        tok = Tokenizer(models.BPE(unk_token="<unk>", continuing_subword_prefix=CONTINUATION))
-        tok.normalizer = normalizers.NFKC()
-        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-        tok.decoder = decoders.WordPiece(prefix=CONTINUATION, cleanup=False)
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size,
-            min_frequency=min_frequency,
-            special_tokens=list(SPECIAL_TOKENS),
-            continuing_subword_prefix=CONTINUATION,
-            show_progress=False,
-        )
+        normalizer, pre_tokenizer = normalizers.NFKC(), pre_tokenizers.WhitespaceSplit()
         n = 0
-
-        def counted() -> Iterable[str]:
-            nonlocal n
-            for line in corpus:
-                if not isinstance(line, str):
-                    raise ValueError(f"corpus item {n} is {type(line).__name__}, expected str")
-                n += 1
-                yield line
-
-        tok.train_from_iterator(itertools.chain(counted(), _alphabet_lines(min_frequency)), trainer=trainer)
+        words: Counter[str] = Counter()
+        for line in corpus:
+            if not isinstance(line, str):
+                raise ValueError(f"corpus item {n} is {type(line).__name__}, expected str")
+            n += 1
+            words.update(w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(line)))
+        for line in _alphabet_lines(min_frequency):
+            words.update(line.split())
+        # Not tokenizers' BpeTrainer: it gives different vocabularies in different processes (rt2.models.bpe).
+        vocab, merges = train_bpe(words, vocab_size, min_frequency, SPECIAL_TOKENS, CONTINUATION)
+        tok = Tokenizer(
+            models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", continuing_subword_prefix=CONTINUATION)
+        )
+        tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
+        tok.decoder = decoders.WordPiece(prefix=CONTINUATION, cleanup=False)
+        tok.add_special_tokens([AddedToken(t, special=True) for t in SPECIAL_TOKENS])
         if n == 0:
             raise ValueError("cannot train a tokenizer on an empty corpus; pass an iterable of strings")
         if integers is not None:
