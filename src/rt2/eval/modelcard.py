@@ -199,8 +199,9 @@ def evaluation_section(path: Path, info: Mapping[str, Any]) -> tuple[list[str], 
 def vqa_section(path: Path, info: Mapping[str, Any]) -> list[str]:
     """Lines of the "Web knowledge" section for one ``rt2 vqa`` vqa_info.json: what the policy still answers of its
     web corpus after robot training (RT-2's reason to co-fine-tune), per task type against chance."""
-    # an eval_info.json also has "per_task" and "overall" keys (a list, per policy): "corpus" tells them apart
-    if not isinstance(info, dict) or "corpus" not in info or not isinstance(info.get("per_task"), dict):
+    from rt2.eval.vqa import is_vqa_info
+
+    if not is_vqa_info(info):
         raise ValueError(f"{path} is not an rt2 vqa_info.json (no 'corpus'/'per_task'); write one with rt2 vqa")
     per_task, o = info["per_task"], info["overall"]
     above = sorted(t for t, r in per_task.items() if r["above_chance"])

@@ -373,11 +373,12 @@ def _check_pretrained(directory: Path, size: str) -> None:
 
 
 def _vqa_valid(path: Path) -> bool:
+    from rt2.eval.vqa import is_vqa_info
+
     try:
-        info = json.loads(path.read_text())
+        return is_vqa_info(json.loads(path.read_text()))
     except (OSError, ValueError):
         return False
-    return isinstance(info, dict) and isinstance(info.get("per_task"), dict) and "overall" in info
 
 
 def _run_eval(out: Path, pol: str, b: Budget, quiet: bool) -> None:

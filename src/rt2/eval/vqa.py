@@ -67,6 +67,12 @@ def vqa_items(
     return WebCorpus(config).items(range(n)), config
 
 
+def is_vqa_info(info: Any) -> bool:
+    """Whether ``info`` (parsed JSON) is what ``rt2 vqa`` writes. Trap: an eval_info.json also has "per_task" and
+    "overall" keys (lists, per policy); "corpus" and a per_task dict tell them apart."""
+    return isinstance(info, dict) and "corpus" in info and isinstance(info.get("per_task"), dict) and "overall" in info
+
+
 def _text_window(policy: Policy) -> int | None:
     """Max prompt + answer tokens of the backbone (learned positions), or None when it has no fixed window."""
     limit = getattr(getattr(policy.vla.backbone, "config", None), "max_text_len", None)

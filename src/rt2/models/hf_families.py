@@ -205,9 +205,9 @@ class Idefics3Family(Family):
         return [self.fake, self.global_img] + [self.image_id] * self.n_image_tokens + [self.fake]
 
     def pixel_inputs(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-        # Trap: an image whose values are all exactly 0.0 is dropped as padding inside the model (the
-        # placeholder count then mismatches). Such frames can occur (e.g. mean 0 / std 1 and a black frame);
-        # a 1e-6 offset keeps them without changing the result measurably.
+        # Trap: an image whose values are all exactly 0.0 is dropped as padding inside the model (the count of
+        # <image> tokens in the text then mismatches the features). Such frames can occur (e.g. mean 0 / std 1
+        # and a black frame); a 1e-6 offset keeps them without changing the result measurably.
         zero = (pixels == 0).flatten(2).all(-1)
         if bool(zero.any()):
             pixels = pixels + zero[..., None, None, None].to(pixels.dtype) * 1e-6
