@@ -20,6 +20,13 @@ of ``(seed, i)``):
 | aux_effector      | t-1, t          | ``where is the robot?``                            | effector at t, pointing grid ``gx gy`` |
 | aux_timesteps     | t1, t2          | ``how many steps apart are these frames?``         | ``t2 - t1`` (digits) |
 | aux_success       | first, t        | ``did the robot {instruction}?``                   | ``yes`` (last frame of a success) / ``no`` |
+| aux_point         | t-1, t          | ``where is the {block}?``                          | a block the instruction names at t, ``gx gy`` |
+
+``aux_point`` is not in the default ``AUX_TASKS``: it is the in-domain pointing of the grounded recipe
+(``rt2 train --preset control``, source ``robot_point``), asked about the pushed block and, when the goal is a
+block (block2block), the target block. It needs the episode's TaskSpec and grounding targets (``rt2 collect``
+writes both); its grounding row is (effector, block, block), the slots an action row fills with (effector, pushed
+block, goal), so pointing trains the same grounding head the action rows use.
 
 "no" comes from the first half of a successful episode (not yet done) or the last frame of a failed one.
 Pointing uses the same grid as the web corpus (``rt2.data.web_scene``), so "where is the robot?" means the same
@@ -46,16 +53,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from rt2.actions import ActionSpace, ActionTokenizer
+from rt2.data.plan import format_plan, noisy_points, plan_labels, plan_points
 from rt2.data.prompts import Example, vqa_prompt
 from rt2.data.web_concepts import find_web_only
 from rt2.data.web_scene import grid_text
 from rt2.sim import board
 from rt2.sim.scene import Block, Scene
-from rt2.sim.tasks import TaskSpec
+from rt2.sim.tasks import TaskSpec, board_from_unit
 
 AUX_TASKS: tuple[str, ...] = ("aux_instruction", "aux_effector", "aux_timesteps", "aux_success")
 PAIR_TASKS: tuple[str, ...] = ("aux_instruction", "aux_timesteps", "aux_success")  # need two frames
-GEOMETRIC_AUX: frozenset[str] = frozenset({"aux_effector"})  # grid answers: train without random crop
+POINT_TASKS: tuple[str, ...] = ("aux_point",)  # opt-in: needs TaskSpec + grounding per episode
+VALID_AUX_TASKS: tuple[str, ...] = AUX_TASKS + POINT_TASKS
+GEOMETRIC_AUX: frozenset[str] = frozenset({"aux_effector", "aux_point"})  # grid answers: train without random crop
 
 
 @dataclass(frozen=True)
@@ -135,6 +145,10 @@ class RobotDataConfig:
     aux_size: int = 1_000_000
     max_gap: int = 10
     on_web_only: str = "skip"
+    # "sentence": the sim's canonical plan sentence; "grounded": point, then act (rt2.data.plan), whose points
+    # get round(N(0, plan_noise)) extra cells per coordinate in training
+    plan_format: str = "sentence"
+    plan_noise: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.n_frames, int) or self.n_frames < 1:
@@ -142,12 +156,15 @@ class RobotDataConfig:
         if not 0.0 <= self.cot_fraction <= 1.0:
             raise ValueError(f"cot_fraction must be in [0, 1], got {self.cot_fraction}")
         for t in self.aux_tasks:
-            board.check_name("robot aux task", t, AUX_TASKS)
+            board.check_name("robot aux task", t, VALID_AUX_TASKS)
         if self.n_frames < 2 and any(t in PAIR_TASKS for t in self.aux_tasks):
             raise ValueError(f"aux tasks {PAIR_TASKS} show two frames; with n_frames=1 use aux_tasks=('aux_effector',)")
         if self.aux_size < 1 or self.max_gap < 1:
             raise ValueError("aux_size and max_gap must be >= 1")
         board.check_name("on_web_only policy", self.on_web_only, ("skip", "error", "keep"))
+        board.check_name("plan format", self.plan_format, ("sentence", "grounded"))
+        if not (np.isfinite(self.plan_noise) and self.plan_noise >= 0):
+            raise ValueError(f"plan_noise must be >= 0 (grid cells), got {self.plan_noise}")
 
     @staticmethod
     def preset(name: str) -> RobotDataConfig:
@@ -211,7 +228,17 @@ class RobotActions:
             self.tokenizer = ActionTokenizer(action_space or ActionSpace.language_table())
         self.source = source
         self._starts = np.cumsum([0] + [len(e) for e in self.episodes])
-        self._plans = [e.plan() for e in self.episodes]
+        if self.config.plan_format == "grounded":  # labels now, points per frame from the grounding targets
+            self._plans = [
+                None if e.spec is None or e.grounding is None else plan_labels(e.spec) for e in self.episodes
+            ]
+            if self.config.cot_fraction > 0 and all(p is None for p in self._plans):
+                raise ValueError(
+                    "grounded plans need episodes with a task_spec and observation.environment_state; re-collect "
+                    "the data with `rt2 collect`, or train the direct action format"
+                )
+        else:
+            self._plans = [e.plan() for e in self.episodes]
 
     def __len__(self) -> int:
         return int(self._starts[-1])
@@ -240,7 +267,11 @@ class RobotActions:
         text = self.tokenizer.to_text(bins)
         frames = _frames(ep, t, self.config.n_frames)
         if self.is_cot(index):
-            ex = Example.cot(frames, ep.instruction, self._plans[e], bins, text, source=self.source)
+            plan = self._plans[e]
+            if self.config.plan_format == "grounded":
+                rng = np.random.default_rng([self.config.seed, 4, int(index) % len(self)])
+                plan = format_plan(plan, noisy_points(plan_points(ep.grounding[t]), self.config.plan_noise, rng))
+            ex = Example.cot(frames, ep.instruction, plan, bins, text, source=self.source)
         else:
             ex = Example.action(frames, ep.instruction, bins, text, source=self.source)
         return ex if ep.grounding is None else dataclasses.replace(ex, grounding=ep.grounding[t])
@@ -262,7 +293,14 @@ class RobotAux:
                 "aux_effector needs the effector's board position, which these episodes lack (not tabletop data); "
                 f"use aux_tasks from {PAIR_TASKS} (n_frames >= 2)"
             )
-        self._tasks = [t for t in self.config.aux_tasks if t == "aux_effector" or self._long]
+        # aux_point asks about the blocks the instruction names; their positions come from the grounding targets
+        self._pointable = [i for i, e in enumerate(self.episodes) if e.spec is not None and e.grounding is not None]
+        if "aux_point" in self.config.aux_tasks and not self._pointable:
+            raise ValueError(
+                "aux_point needs episodes with a task_spec and observation.environment_state (grounding targets); "
+                "re-collect the data with `rt2 collect`, or drop the pointing share (--set point_share=0)"
+            )
+        self._tasks = [t for t in self.config.aux_tasks if t in GEOMETRIC_AUX or self._long]
         if t_missing := [t for t in ("aux_instruction",) if t in self._tasks and not self._success]:
             self._tasks = [t for t in self._tasks if t not in t_missing]
         if not self.episodes or not self._tasks:
@@ -288,6 +326,13 @@ class RobotAux:
             if ep.grounding is not None:  # the pointing row's grounding: the effector, in every slot
                 ex = Example.text(frames, vqa_prompt(q), a, source=self.source)
                 return task, dataclasses.replace(ex, grounding=np.tile(ep.grounding[t][:2], 3))
+        elif task == "aux_point":
+            ep = self.episodes[self._pointable[int(rng.integers(len(self._pointable)))]]
+            t = int(rng.integers(len(ep)))
+            name, unit = _named_block(ep, t, rng)
+            q, a, frames = f"where is the {name}?", grid_text(*board_from_unit(unit)), _frames(ep, t, n)
+            ex = Example.text(frames, vqa_prompt(q), a, source=self.source)
+            return task, dataclasses.replace(ex, grounding=np.concatenate([ep.grounding[t][:2], unit, unit]))
         elif task == "aux_instruction":
             ep = self.episodes[self._success[int(rng.integers(len(self._success)))]]
             q, a, frames = "what instruction was the robot following?", ep.instruction, _pair(ep, 0, len(ep) - 1, n)
@@ -307,6 +352,18 @@ class RobotAux:
                 t, a = last, "no"
             q, frames = f"did the robot {ep.instruction.rstrip('.!?')}?", _pair(ep, 0, t, n)
         return task, Example.text(frames, vqa_prompt(q), a, source=self.source)
+
+
+def _named_block(ep: RobotEpisode, t: int, rng: np.random.Generator) -> tuple[str, np.ndarray]:
+    """(name, float32[2] board-unit position) of a block the instruction names at frame t: the pushed block, or
+    the target block when the goal *is* that block. Why only block2block's target: in block2blockrelative the goal
+    slot holds the target plus an offset, and the grounding targets carry no other block's position."""
+    spec, g = ep.spec, ep.grounding[t]
+    names = [(spec.block, g[2:4])]
+    if spec.target_block and spec.scoring_family == "block2block":
+        names.append((spec.target_block, g[4:6]))
+    name, unit = names[int(rng.integers(len(names)))]
+    return name, np.asarray(unit, dtype=np.float32)
 
 
 def load_episodes(path: str | os.PathLike, label_key: str = "action.label_int") -> list[RobotEpisode]:

@@ -206,16 +206,29 @@ def _ci(ci) -> str:
     return f"[{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]"
 
 
+def _slots(s: Mapping) -> str:
+    """``robot 98/100 · block 80/95 · goal 75/90``: exact-cell / within-one % per plan slot."""
+    ex, w1 = s["plan_slot_exact"], s["plan_slot_within1"]
+    return " · ".join(f"{k} {100 * ex[k]:.0f}/{100 * w1[k]:.0f}" for k in ex)
+
+
 def summary_table(tables: Mapping) -> list[str]:
-    """Markdown lines: one row per suite + overall for one policy's result tables."""
-    lines = ["| suite | success % | 95 % CI | n | mean steps | invalid | control Hz |", "|---|---|---|---|---|---|---|"]
+    """Markdown lines: one row per suite + overall for one policy's result tables (with a plan-slot column,
+    exact cell / within one cell %, when the policy writes grounded plans)."""
     rows = list(tables["per_suite"].items()) + [("**overall**", tables["overall"])]
+    slotted = any("plan_slot_exact" in s for _, s in rows)
+    head = "| suite | success % | 95 % CI | n | mean steps | invalid | control Hz |"
+    lines = [head + (" plan slots, exact / within one % |" if slotted else ""), "|---|---|---|---|---|---|---|"]
+    lines[1] += "---|" if slotted else ""
     for name, s in rows:
         hz = "–" if s["control_hz"] is None else f"{s['control_hz']:.1f}"
-        lines.append(
+        line = (
             f"| {name} | {_pct(s['success_rate'])} | {_ci(s['ci95'])} | {s['n']} | {s['mean_steps']:.1f} | "
             f"{s['invalid_actions']} | {hz} |"
         )
+        if slotted:
+            line += f" {_slots(s) if 'plan_slot_exact' in s else '–'} |"
+        lines.append(line)
     return lines
 
 

@@ -143,7 +143,9 @@ class ModelAdapter(PolicyAdapter):
         actions = np.asarray(actions)
         if actions.shape[0] != len(batch):
             raise RuntimeError(f"policy returned {actions.shape[0]} actions for {len(batch)} observations")
-        return [Decision(check_action(a), str(t)) for a, t in zip(actions, texts, strict=True)]
+        # a grounded-plan policy (action_format "plan") exposes the plan it wrote before each action
+        plans = list(getattr(self.policy, "last_plans", None) or [None] * len(batch))
+        return [Decision(check_action(a), str(t), p) for a, t, p in zip(actions, texts, plans, strict=True)]
 
     def plan_and_act(self, batch: Sequence[Observation]) -> list[Decision]:
         out = []
@@ -220,6 +222,33 @@ class _Slot:
     digest: object = None  # hashlib sha256 of the episode's decisions (texts, plans, actions)
 
 
+def _score_grounded_plan(row: dict, plan: str, state: SimState) -> None:
+    """Count, per slot (robot, block, goal), whether the plan's point is the true grid cell (and within one).
+    The truth is the task's grounding (``rt2.sim.tasks.grounding_state``) at the step the plan was written for;
+    a plan that does not parse counts as wrong in every slot."""
+    from rt2.data.plan import SLOTS, parse_plan, plan_points, slot_errors
+    from rt2.sim.tasks import grounding_state
+
+    parsed = parse_plan(plan)
+    errs = slot_errors(parsed, plan_points(grounding_state(state.task, state.scene)))
+    counts = row.setdefault("_slots", {k: [0, 0] for k in SLOTS})
+    row["_plan_parsed"] = row.get("_plan_parsed", 0) + int(parsed is not None)
+    for k, e in zip(SLOTS, errs, strict=True):
+        counts[k][0] += int(e == 0)
+        counts[k][1] += int(e is not None and e <= 1)
+
+
+def _draw_plan(frame: np.ndarray, plan: str, video_size: tuple[int, int]) -> None:
+    from rt2.data.plan import parse_plan
+    from rt2.data.web_scene import grid_to_board
+    from rt2.sim.render import draw_points
+
+    parsed = parse_plan(plan)
+    if parsed:
+        pts = [grid_to_board(p.gx, p.gy) for p in parsed]
+        draw_points(frame, pts, video_size, top=frame.shape[0] - video_size[0])
+
+
 def _normalize_plan(text: str) -> str:
     return " ".join(text.lower().replace(".", " ").split())
 
@@ -277,6 +306,11 @@ def run_suite(
         if suite.mode == "plan_and_act" and row["steps"]:
             row["plan_step_accuracy"] = row.pop("_plan_hits", 0) / row["steps"]
         row.pop("_plan_hits", None)
+        if "_slots" in row:  # grounded plans: per-slot share of steps whose point was the exact cell / within one
+            counts, n = row.pop("_slots"), max(1, row["steps"])
+            row["plan_slot_exact"] = {k: c[0] / n for k, c in counts.items()}
+            row["plan_slot_within1"] = {k: c[1] / n for k, c in counts.items()}
+            row["plan_parsed"] = row.pop("_plan_parsed") / n
         result.rows.append(row)
         if slot.video is not None:
             result.videos[slot.key] = slot.video
@@ -304,6 +338,10 @@ def run_suite(
                 if row["steps"] == 0:
                     row["plan"], row["plan_correct"] = d.plan, ok
                 row["_plan_hits"] = row.get("_plan_hits", 0) + int(ok)
+            if suite.mode != "plan_and_act" and d.plan is not None:
+                _score_grounded_plan(row, d.plan, s.env.state)
+                if s.video is not None:  # the points the policy wrote, on the frame it wrote them for
+                    _draw_plan(s.video[-1], d.plan, s.env.config.video_size)
             action = d.action
             s.digest.update(f"{d.text}|{d.plan}|{None if action is None else action.tolist()};".encode())
             if action is None:

@@ -102,7 +102,8 @@ def summarize(rows: Sequence[Mapping]) -> dict:
     """Aggregate episode rows (dicts with success, steps, invalid_actions, control_hz, plan_correct?).
 
     -> {n, successes, success_rate, ci95, mean_steps, invalid_actions, invalid_rate, control_hz,
-        plan_accuracy (None unless rows carry plan_correct), plan_ci95}
+        plan_accuracy (None unless rows carry plan_correct), plan_ci95; with grounded plans also
+        plan_slot_exact / plan_slot_within1 {slot: share of steps}, plan_parsed}
     """
     n = len(rows)
     k = sum(1 for r in rows if r["success"])
@@ -123,6 +124,13 @@ def summarize(rows: Sequence[Mapping]) -> dict:
         pk = sum(1 for p in plans if p)
         out["plan_accuracy"] = pk / len(plans)
         out["plan_ci95"] = list(wilson(pk, len(plans)))
+    slotted = [r for r in rows if r.get("plan_slot_exact") and r["steps"]]
+    if slotted:  # grounded plans: step-weighted share of steps per slot (exact cell, within one cell)
+        total = sum(int(r["steps"]) for r in slotted)
+        for key in ("plan_slot_exact", "plan_slot_within1"):
+            slots = list(slotted[0][key])
+            out[key] = {k: sum(r[key][k] * int(r["steps"]) for r in slotted) / total for k in slots}
+        out["plan_parsed"] = sum(r["plan_parsed"] * int(r["steps"]) for r in slotted) / total
     return out
 
 

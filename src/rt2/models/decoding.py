@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rt2.data.plan import SLOTS as PLAN_SLOTS
 from rt2.models.vla import VLA
 
 
@@ -58,6 +59,11 @@ def select(logits: torch.Tensor, sampling: Sampling = GREEDY, generator: torch.G
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+# A grounded plan's label ("robot", "yellow pentagon", "top left") is a few tokens; capping it keeps three slots
+# within max_plan_tokens (32) even for a model that has not learned to stop a label.
+MAX_LABEL_TOKENS = 6
+
+
 class Decoder:
     """Decoding loops for one VLA. Construct once (precomputes the per-position id tables), call many times."""
 
@@ -88,6 +94,51 @@ class Decoder:
         table[self.D] = plan_ok
         self.phase_table = table
         self.marker = vla.marker_ids
+        self._plan_ok = plan_ok
+        self._slot_table: torch.Tensor | None = None  # built on first use: only grounded-plan policies need it
+
+    def slot_table(self) -> torch.Tensor:
+        """bool[3, V]: the legal next tokens of a grounded plan (rt2.data.plan) in each slot state: 0 = label
+        words (or a grid integer, which opens the point), 1 = the point's second integer, 2 = ``;`` (after the last
+        slot's point the marker is forced, so every plan has exactly the SLOTS).
+        Why states and not a template: the labels (block names, location words) are the model's to write; only
+        the points have a fixed shape, and binding a number to the wrong slot was the prototype's failure."""
+        if self._slot_table is not None:
+            return self._slot_table
+        from rt2.data.plan import SEPARATOR
+        from rt2.data.web_scene import GRID_MAX
+
+        tok = self.backbone.tokenizer
+        head = list(tok.encode("plan", add_special_tokens=False))
+
+        def after_word(text: str) -> list[int]:
+            full = list(tok.encode(f"plan {text}", add_special_tokens=False))
+            return full[len(head) :] if full[: len(head)] == head else full
+
+        grid, sep = [], after_word(SEPARATOR)
+        for n in range(-GRID_MAX, GRID_MAX + 1):
+            ids = after_word(str(n))
+            if len(ids) != 1:
+                raise ValueError(
+                    f"this tokenizer writes the grid integer {n} as {len(ids)} tokens; grounded plans need one token "
+                    "per integer (train the direct action format instead)"
+                )
+            grid.append(ids[0])
+        if len(sep) != 1:
+            raise ValueError(f"this tokenizer writes {SEPARATOR!r} as {len(sep)} tokens; grounded plans need one")
+        V = self._plan_ok.shape[0]
+        table = torch.zeros(3, V, dtype=torch.bool, device=self._plan_ok.device)
+        table[0] = self._plan_ok
+        # label words never hold a digit or ';' (rt2.data.plan), so such a token can only be a grid integer
+        numeric = [i for t, i in tok.get_vocab().items() if i < V and any(ch.isdigit() or ch == ";" for ch in t)]
+        table[0, torch.tensor(numeric, dtype=torch.long)] = False
+        table[0, grid] = True
+        table[0, self.marker[0]] = False
+        table[1, grid] = True
+        table[2, sep[0]] = True  # every plan has all SLOTS: after the last point the marker is forced instead
+        self._grid_ids, self._sep_id = frozenset(grid), sep[0]
+        self._slot_table = table
+        return table
 
     # ---- actions: the fast path -----------------------------------------------------------------------------
     @torch.inference_mode()
@@ -149,8 +200,10 @@ class Decoder:
         max_plan_tokens: int | None = None,
         sampling: Sampling = GREEDY,
         generator: torch.Generator | None = None,
+        slots: bool = False,
     ) -> tuple[list[list[int]], torch.Tensor]:
-        """-> (plan ids per row, marker excluded; action token ids int64[B, D])."""
+        """-> (plan ids per row, marker excluded; action token ids int64[B, D]). ``slots``: the plan is a grounded
+        plan, decoded under :meth:`slot_table`'s grammar (every point is exactly two grid integers)."""
         max_plan = int(max_plan_tokens if max_plan_tokens is not None else self.vla.config.max_plan_tokens)
         if max_plan < 0:
             raise ValueError(f"max_plan_tokens must be >= 0, got {max_plan}")
@@ -164,9 +217,19 @@ class Decoder:
         if max_plan == 0:
             forced = [0] * B
         actions = torch.zeros(B, D, dtype=torch.long)
+        slot_table = self.slot_table() if slots else None
+        n_slots = len(PLAN_SLOTS)
+        state = [0] * B  # slot grammar state per row (slots only)
+        points = [0] * B  # complete points per row; after the last slot the marker is forced
+        label_len = [0] * B  # tokens of the current label; past MAX_LABEL_TOKENS only a grid integer may follow
         for _ in range(total):
             idx = torch.tensor([min(p, D) for p in phase], device=logits.device)
-            chosen = select(logits.masked_fill(~self.phase_table[idx], float("-inf")), sampling, generator).tolist()
+            legal = self.phase_table[idx]
+            if slot_table is not None:
+                in_plan = torch.tensor([p == D and f < 0 for p, f in zip(phase, forced, strict=True)])
+                rows = [1 if s == 0 and n >= MAX_LABEL_TOKENS else s for s, n in zip(state, label_len, strict=True)]
+                legal = torch.where(in_plan[:, None].to(legal.device), slot_table[torch.tensor(rows)], legal)
+            chosen = select(logits.masked_fill(~legal, float("-inf")), sampling, generator).tolist()
             feed = []
             for b in range(B):
                 if phase[b] > D:  # done: feed anything, output ignored
@@ -181,6 +244,17 @@ class Decoder:
                     feed.append(tok)
                     if forced[b] >= 0:
                         forced[b] += 1
+                    elif slot_table is not None:
+                        if state[b] == 0 and tok in self._grid_ids:
+                            state[b], label_len[b] = 1, 0
+                        elif state[b] == 0:
+                            label_len[b] += 1
+                        elif state[b] == 1:
+                            state[b], points[b] = 2, points[b] + 1
+                            if points[b] >= n_slots:  # every slot written: the action comes next
+                                forced[b] = 0
+                        elif state[b] == 2:
+                            state[b] = 0
                     if plans[b][-M:] == self.marker and (forced[b] < 0 or forced[b] == M):
                         phase[b] = 0
                         forced[b] = -1

@@ -58,6 +58,9 @@ class VLAConfig:
     # block k, which leaves the blocks above to turn positions into an action. Measured on pali-nano (3 blocks):
     # k = 1 / 2 gave held-out bin L1 1.83 / 1.90 vs 1.84 at -1, so -1 stays the default.
     grounding_layer: int = -1
+    # "direct": the answer is the action tokens; "plan": point, then act (rt2.data.plan): the policy writes a
+    # grounded plan (robot, block, goal with their grid points) and then the action, decoded slot by slot.
+    action_format: Literal["direct", "plan"] = "direct"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -65,6 +68,8 @@ class VLAConfig:
             raise ValueError(f"vocab must be 'numeric', 'least_used' or 'added', got {self.vocab!r}")
         if self.loss_reduction not in ("example", "token"):
             raise ValueError(f"loss_reduction must be 'example' or 'token', got {self.loss_reduction!r}")
+        if self.action_format not in ("direct", "plan"):
+            raise ValueError(f"action_format must be 'direct' or 'plan', got {self.action_format!r}")
         if self.grounding_dim < 0 or not self.grounding_weight >= 0:
             raise ValueError(
                 f"grounding_dim must be >= 0 and grounding_weight >= 0, got {self.grounding_dim}, "

@@ -61,7 +61,12 @@ class Policy:
         quantize: str | None = None,
         sampling: Sampling = GREEDY,
         seed: int = 0,
+        action_format: str | None = None,
     ) -> None:
+        if action_format not in (None, "direct", "plan"):
+            raise ValueError(
+                f"action_format must be 'direct', 'plan' or None (the checkpoint's), got {action_format!r}"
+            )
         if quantize not in QUANTIZE_MODES:
             raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}")
         if num_threads is not None:
@@ -75,6 +80,10 @@ class Policy:
         self.decoder = Decoder(vla)
         self.generator = torch.Generator().manual_seed(seed)
         self.source: str | None = None
+        # "plan": predict_action* write a grounded plan first (rt2.data.plan); "direct" skips it (a plan-trained
+        # checkpoint also learned direct rows through plan dropout, so both are selectable)
+        self.action_format = action_format or vla.config.action_format
+        self.last_plans: list[str | None] = []  # the plans of the last predict_action* call (None: direct)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, **kwargs: Any) -> Policy:
@@ -144,11 +153,26 @@ class Policy:
         instructions = self._texts(instructions, "instructions")
         if not instructions:
             raise ValueError("predict_action_batch needs at least one observation")
-        inputs = self._inputs(images, [action_prompt(i) for i in instructions])
-        ids = self.decoder.actions(inputs, self.sampling, self.generator).cpu().numpy()
+        if self.action_format == "plan":
+            plans, ids = self._plan_ids(images, instructions, None)
+        else:
+            inputs = self._inputs(images, [action_prompt(i) for i in instructions])
+            ids = self.decoder.actions(inputs, self.sampling, self.generator).cpu().numpy()
+            plans = [None] * len(instructions)
+        self.last_plans = plans
         bins = self.vla.vocab.bins_for_ids(ids)  # cannot fail: decoding was constrained to legal ids
         atok = self.vla.action_tokenizer
         return atok.decode(bins), atok.to_text(bins)
+
+    def _plan_ids(
+        self, images: Sequence[Any], instructions: list[str], max_plan_tokens: int | None
+    ) -> tuple[list[str], np.ndarray]:
+        """(plan texts, action ids int64[B, D]); grounded-plan checkpoints decode their points slot by slot."""
+        inputs = self._inputs(images, [cot_prompt(i) for i in instructions])
+        slots = self.vla.config.action_format == "plan"
+        plans, ids = self.decoder.plan_and_act(inputs, max_plan_tokens, self.sampling, self.generator, slots=slots)
+        tok = self.vla.backbone.tokenizer
+        return [tok.decode(p, skip_special_tokens=True).strip() for p in plans], ids.cpu().numpy()
 
     def predict_action(self, images: Sequence[np.ndarray] | np.ndarray, instruction: str) -> np.ndarray:
         """One observation -> float32[D]."""
@@ -180,11 +204,8 @@ class Policy:
         """Chain of thought: (plan text, float32[D] action). The action is constrained like predict_action."""
         if not isinstance(instruction, str):
             raise ValueError(f"instruction must be a str, got {type(instruction).__name__}")
-        inputs = self._inputs([images], [cot_prompt(instruction)])
-        plans, ids = self.decoder.plan_and_act(inputs, max_plan_tokens, self.sampling, self.generator)
-        bins = self.vla.vocab.bins_for_ids(ids.cpu().numpy())
-        plan = self.vla.backbone.tokenizer.decode(plans[0], skip_special_tokens=True).strip()
-        return plan, self.vla.action_tokenizer.decode(bins)[0]
+        plans, ids = self._plan_ids([images], [instruction], max_plan_tokens)
+        return plans[0], self.vla.action_tokenizer.decode(self.vla.vocab.bins_for_ids(ids))[0]
 
     # ---- handshake ----------------------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:

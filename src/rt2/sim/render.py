@@ -268,6 +268,26 @@ def overlay_text(img: np.ndarray, text: str, band: int | None = None) -> np.ndar
     return out
 
 
+# plan slot colours in videos: robot white, block yellow, goal cyan (RGB)
+POINT_COLOURS: tuple[tuple[int, int, int], ...] = ((255, 255, 255), (255, 220, 0), (0, 220, 255))
+
+
+def draw_points(img: np.ndarray, points_xy, size: tuple[int, int], top: int = 0) -> np.ndarray:
+    """Draw board points (metres, one per plan slot, in POINT_COLOURS order) as ringed crosses on a video frame
+    of board size ``size`` whose board starts ``top`` rows down (below the instruction band). In place; returns
+    ``img``."""
+    r = max(3, size[1] // 60)
+    for k, xy in enumerate(points_xy):
+        row, col = world_to_pixel(np.asarray(xy, float), size)
+        c = (int(round(col)), int(round(row)) + top)
+        colour = POINT_COLOURS[k % len(POINT_COLOURS)]
+        cv2.circle(img, c, r + 2, (0, 0, 0), 2, cv2.LINE_AA)
+        cv2.circle(img, c, r + 1, colour, 1, cv2.LINE_AA)
+        cv2.line(img, (c[0] - r, c[1]), (c[0] + r, c[1]), colour, 1, cv2.LINE_AA)
+        cv2.line(img, (c[0], c[1] - r), (c[0], c[1] + r), colour, 1, cv2.LINE_AA)
+    return img
+
+
 _RENDERERS: dict[tuple[int, int], Renderer] = {}
 
 

@@ -234,6 +234,14 @@ def board_unit(*points: np.ndarray | tuple[float, float]) -> np.ndarray:
     return ((pts - centre) / half).astype(np.float32).reshape(-1)
 
 
+def board_from_unit(unit: np.ndarray | tuple[float, float]) -> tuple[float, float]:
+    """Inverse of :func:`board_unit` for one point: [-1, 1] board units -> board metres (x, y)."""
+    centre = np.asarray(board.BOARD_CENTER)
+    half = np.asarray([(board.X_MAX - board.X_MIN) / 2, (board.Y_MAX - board.Y_MIN) / 2])
+    x, y = centre + np.asarray(unit, dtype=np.float64).reshape(2) * half
+    return float(x), float(y)
+
+
 def separate_target(spec: TaskSpec, scene: Scene) -> np.ndarray:
     """The point 0.10 m from the avoid group's centroid, in the direction from the centroid to the block."""
     centroid = np.mean([scene.block(a).xy for a in spec.avoid], axis=0)

@@ -242,6 +242,8 @@ def _train(regime: str, args: argparse.Namespace) -> int:
     vla, init, web = _build_model(regime, args, cfg, robot)
     if regime != "pretrain":
         _set_grounding(vla, cfg.grounding_weight, robot)
+    if regime != "pretrain":  # the answer format travels with the checkpoint: Policy decodes what was trained
+        vla.config = dataclasses.replace(vla.config, action_format=cfg.action_format)
     if init is not None:  # the architecture comes from --init; record it so config.json tells the truth
         cfg = dataclasses.replace(cfg, model=vla.config.backbone)
     bb = vla.backbone
@@ -251,6 +253,8 @@ def _train(regime: str, args: argparse.Namespace) -> int:
         n_frames=int(bb.n_frames),
         data=getattr(args, "data", None),
         robot_share=cfg.robot_share,
+        point_share=cfg.point_share,
+        plan=(cfg.plan_dropout, cfg.plan_noise) if cfg.action_format == "plan" and regime != "pretrain" else None,
         seed=cfg.seed,
         robot=robot,
         web_data=web,

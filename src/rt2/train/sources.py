@@ -6,8 +6,12 @@ regime         model                       examples (``rt2.data.mixture.MixtureS
 pretrain       fresh (tokenizer trained)   ``web`` only (our stand-in for web-scale VLM pre-training)
 scratch        fresh (tokenizer trained)   ``robot`` only (the "no web knowledge" ablation)
 finetune       ``--init`` (pretrained)     ``robot`` only
-cofinetune     ``--init`` (pretrained)     ``robot`` / ``robot_aux`` / ``web`` = robot_share / 10 % / rest
+cofinetune     ``--init`` (pretrained)     ``robot`` / ``robot_aux`` / ``web`` = robot_share / 10 % / rest;
+                                           with ``point_share`` > 0 also ``robot_point`` (taken from the web share)
 =============  ==========================  =====================================================================
+
+``robot_point`` (``rt2.data.robot`` task ``aux_point``) asks "where is the <block>?" on robot frames about the
+blocks the instruction names: the in-domain pointing of the grounded recipe (preset ``control``).
 
 Bring your own data. ``--data`` may be any robot's LeRobot v3.0 dataset: ``rt2.data.robot_columns`` maps its
 cameras and action column (float actions become 256 bins over q01..q99 with the dataset's NormStats, which the
@@ -26,6 +30,7 @@ never sees a robot episode.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-RESERVED_SOURCES = ("robot", "robot_aux", "web")
+RESERVED_SOURCES = ("robot", "robot_aux", "robot_point", "web")
 
 REGIMES = ("pretrain", "scratch", "finetune", "cofinetune")
 
@@ -205,11 +210,15 @@ def build_sources(
     columns: Any = None,
     web_data: Sequence[str | tuple[Any, float]] = (),
     synthetic_web_weight: float = 1.0,
+    point_share: float = 0.0,
+    plan: tuple[float, float] | None = None,
 ) -> tuple[dict[str, Any], dict[str, float], dict]:
     """(sources, weights, info) for :class:`rt2.data.mixture.MixtureSampler`; ``info`` is JSON for the export.
 
     ``robot``: a loaded ``RobotData`` (else ``data`` is opened with ``columns``); ``web_data``: ``PATH[:WEIGHT]``
-    strings or (JsonlVQA | path, weight) pairs; see the module doc for how the weights combine."""
+    strings or (JsonlVQA | path, weight) pairs; see the module doc for how the weights combine. ``plan``:
+    ``(plan_dropout, plan_noise)`` writes robot rows as grounded plans (``rt2.data.plan``), except a
+    ``plan_dropout`` share of direct-action rows."""
     from rt2.data.mixture import rt2_weights
     from rt2.data.web import WebCorpus, WebCorpusConfig
 
@@ -232,6 +241,13 @@ def build_sources(
         if robot.tabletop:
             aux = ("aux_effector",) if history < 2 else RobotDataConfig().aux_tasks
             rcfg = RobotDataConfig(n_frames=history, seed=seed, aux_tasks=aux)
+            if plan is not None:
+                rcfg = dataclasses.replace(
+                    rcfg, cot_fraction=1.0 - plan[0], plan_format="grounded", plan_noise=float(plan[1])
+                )
+                info["action_format"] = {"format": "plan", "plan_dropout": plan[0], "plan_noise": plan[1]}
+        elif plan is not None:
+            raise ValueError("the plan action format needs tabletop data (task specs and grounding targets)")
         else:  # no board geometry; the tabletop's web-only concept control does not apply to another robot
             aux = PAIR_TASKS if history >= 2 else ()
             rcfg = RobotDataConfig(n_frames=history, seed=seed, aux_tasks=aux, on_web_only="keep")
@@ -242,6 +258,14 @@ def build_sources(
                 sources["robot_aux"] = RobotAux(robot.episodes, rcfg)
             else:
                 info["robot_aux"] = "none: other robots' aux questions show two frames; use --frames 2 x cameras"
+            if point_share > 0:
+                if not robot.tabletop:
+                    raise ValueError(
+                        f"point_share {point_share}: in-domain pointing needs tabletop data (task specs and "
+                        "observation.environment_state, as `rt2 collect` writes); use --set point_share=0"
+                    )
+                pcfg = dataclasses.replace(rcfg, aux_tasks=("aux_point",))
+                sources["robot_point"] = RobotAux(robot.episodes, pcfg, source="robot_point")
     web_parts: dict[str, float] = {}
     if regime in ("pretrain", "cofinetune"):
         if synthetic_web_weight > 0:
@@ -258,6 +282,13 @@ def build_sources(
     if regime == "cofinetune":
         base = rt2_weights(robot_share, None if "robot_aux" in sources else 0.0)
         web_share = base.pop("web")
+        if "robot_point" in sources:
+            if point_share >= web_share:
+                raise ValueError(
+                    f"point_share {point_share} leaves no web data (robot {robot_share} + aux "
+                    f"{base['robot_aux']} + point {point_share} >= 1); lower --robot-share or point_share"
+                )
+            base["robot_point"], web_share = point_share, web_share - point_share
         if web_share <= 0 and web_data:
             raise ValueError(f"robot_share {robot_share} leaves no room for --web-data; lower --robot-share")
         weights = {k: v for k, v in base.items() if k in sources}
