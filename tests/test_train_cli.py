@@ -231,3 +231,30 @@ def test_point_share_must_leave_web_data(runs, capsys):
     argv = ["train", "--regime", "cofinetune", "--init", str(root / "pt"), "--data", str(root / "data"), *common]
     with pytest.raises(ValueError, match="leaves no web data"):
         cli.main([*argv, "--steps", "1", "--set", "point_share=0.4", "--out", str(root / "bad")])
+
+
+def test_corrupted_pointing_reaches_the_action(runs):
+    """The ablation that shows control depends on the plan: corrupt every point the model writes and the plan
+    differs from the model's own, and the action is decoded after (conditioned on) the corrupted points."""
+    from rt2.data.plan import parse_plan
+    from rt2.policy.policy import Policy
+
+    root, _ = runs
+    final = root / "plan/final"
+    if not (final / "vla.json").is_file():
+        pytest.fail("run test_grounded_recipe_trains_plans_and_serves_them first (module order)")
+    frames = [[np.full((72, 96, 3), v, np.uint8)] for v in range(0, 250, 10)]
+    instr = ["push the red moon to the blue cube"] * len(frames)
+    clean = Policy.from_pretrained(final)
+    clean.predict_action_batch(frames, instr)
+    bad = Policy.from_pretrained(final, corrupt_plan=1.0, seed=3)
+    bad.predict_action_batch(frames, instr)
+    assert bad.metadata()["corrupt_plan"] == 1.0
+    moved = 0
+    for a, b in zip(clean.last_plans, bad.last_plans, strict=True):
+        pa, pb = parse_plan(a), parse_plan(b)
+        assert pb is not None and len(pb) == 3  # still well-formed: the grammar holds under corruption
+        moved += [(p.gx, p.gy) for p in pa] != [(p.gx, p.gy) for p in pb]
+    assert moved >= len(frames) - 2  # uniform random cells: nearly every plan changes
+    with pytest.raises(ValueError, match="probability"):
+        Policy.from_pretrained(final, corrupt_plan=1.5)

@@ -150,6 +150,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quantize", choices=("none", "int8"), default="none", help="dynamic int8 nn.Linear for checkpoint policies"
     )
+    parser.add_argument(
+        "--action-format",
+        choices=("checkpoint", "direct", "plan"),
+        default="checkpoint",
+        help="answer format: the checkpoint's, or direct actions / point-then-act plans (a plan-trained checkpoint "
+        "also learned direct rows)",
+    )
+    parser.add_argument(
+        "--corrupt-plan",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="ablation for plan policies: each plan coordinate the model writes is replaced by a random grid "
+        "integer with probability P before the action is decoded (how much control relies on the pointing)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -171,10 +186,16 @@ def run(args: argparse.Namespace) -> int:
         )
         if len(args.policy) > 2:
             raise ValueError(f"give --policy once, or twice for a paired A/B; got {len(args.policy)}")
+        if not 0.0 <= args.corrupt_plan <= 1.0:
+            raise ValueError(f"--corrupt-plan is a probability in [0, 1], got {args.corrupt_plan}")
     except ValueError as e:
         print(f"rt2 eval: error: {e}", file=sys.stderr)
         return 2
-    kwargs = {} if args.quantize == "none" else {"quantize": args.quantize}
+    kwargs: dict = {} if args.quantize == "none" else {"quantize": args.quantize}
+    if args.action_format != "checkpoint":
+        kwargs["action_format"] = args.action_format
+    if args.corrupt_plan > 0:
+        kwargs["corrupt_plan"] = args.corrupt_plan
     info = evaluate(args.policy, suites, config, args.out, quiet=args.quiet, policy_kwargs=kwargs)
     for label, tables in info["results"].items():
         o = tables["overall"]

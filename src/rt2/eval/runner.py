@@ -160,6 +160,7 @@ class ModelAdapter(PolicyAdapter):
 
     def describe(self) -> dict:
         keep = ("model", "checkpoint", "num_parameters", "n_frames", "image_size", "action_vocab", "quantize")
+        keep += ("action_format", "corrupt_plan")
         return {"name": self.name, "kind": "rt2.policy.Policy", **{k: self.meta.get(k) for k in keep}}
 
 

@@ -136,7 +136,7 @@ class Decoder:
         table[0, self.marker[0]] = False
         table[1, grid] = True
         table[2, sep[0]] = True  # every plan has all SLOTS: after the last point the marker is forced instead
-        self._grid_ids, self._sep_id = frozenset(grid), sep[0]
+        self._grid_ids, self._grid_list, self._sep_id = frozenset(grid), list(grid), sep[0]
         self._slot_table = table
         return table
 
@@ -201,9 +201,13 @@ class Decoder:
         sampling: Sampling = GREEDY,
         generator: torch.Generator | None = None,
         slots: bool = False,
+        corrupt_points: float = 0.0,
     ) -> tuple[list[list[int]], torch.Tensor]:
         """-> (plan ids per row, marker excluded; action token ids int64[B, D]). ``slots``: the plan is a grounded
-        plan, decoded under :meth:`slot_table`'s grammar (every point is exactly two grid integers)."""
+        plan, decoded under :meth:`slot_table`'s grammar (every point is exactly two grid integers).
+        ``corrupt_points`` (slots only; an ablation, never a default): each plan coordinate the model writes is
+        replaced, with this probability, by a uniformly random grid integer before the rest is decoded, so the
+        action is conditioned on the corrupted point. It measures how much the action relies on the pointing."""
         max_plan = int(max_plan_tokens if max_plan_tokens is not None else self.vla.config.max_plan_tokens)
         if max_plan < 0:
             raise ValueError(f"max_plan_tokens must be >= 0, got {max_plan}")
@@ -240,6 +244,12 @@ class Decoder:
                     phase[b] = phase[b] + 1 if phase[b] + 1 < D else D + 1
                 else:  # plan text, possibly forcing the marker
                     tok = self.marker[forced[b]] if forced[b] >= 0 else chosen[b]
+                    coordinate = slot_table is not None and forced[b] < 0 and (state[b] == 1 or tok in self._grid_ids)
+                    if coordinate and corrupt_points > 0:
+                        u = torch.rand((), generator=generator).item()
+                        if u < corrupt_points:
+                            k = int(torch.randint(len(self._grid_list), (), generator=generator))
+                            tok = self._grid_list[k]
                     plans[b].append(tok)
                     feed.append(tok)
                     if forced[b] >= 0:

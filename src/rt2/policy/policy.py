@@ -62,6 +62,7 @@ class Policy:
         sampling: Sampling = GREEDY,
         seed: int = 0,
         action_format: str | None = None,
+        corrupt_plan: float = 0.0,
     ) -> None:
         if action_format not in (None, "direct", "plan"):
             raise ValueError(
@@ -83,6 +84,9 @@ class Policy:
         # "plan": predict_action* write a grounded plan first (rt2.data.plan); "direct" skips it (a plan-trained
         # checkpoint also learned direct rows through plan dropout, so both are selectable)
         self.action_format = action_format or vla.config.action_format
+        if not 0.0 <= corrupt_plan <= 1.0:
+            raise ValueError(f"corrupt_plan is a probability in [0, 1], got {corrupt_plan}")
+        self.corrupt_plan = float(corrupt_plan)  # ablation only (Decoder.plan_and_act corrupt_points)
         self.last_plans: list[str | None] = []  # the plans of the last predict_action* call (None: direct)
 
     @classmethod
@@ -170,7 +174,9 @@ class Policy:
         """(plan texts, action ids int64[B, D]); grounded-plan checkpoints decode their points slot by slot."""
         inputs = self._inputs(images, [cot_prompt(i) for i in instructions])
         slots = self.vla.config.action_format == "plan"
-        plans, ids = self.decoder.plan_and_act(inputs, max_plan_tokens, self.sampling, self.generator, slots=slots)
+        plans, ids = self.decoder.plan_and_act(
+            inputs, max_plan_tokens, self.sampling, self.generator, slots=slots, corrupt_points=self.corrupt_plan
+        )
         tok = self.vla.backbone.tokenizer
         return [tok.decode(p, skip_special_tokens=True).strip() for p in plans], ids.cpu().numpy()
 
@@ -233,4 +239,8 @@ class Policy:
             "norm_stats_key": self.vla.config.norm_stats_key,
             "quantize": self.quantize,
             "prompt_format": action_prompt("{instruction}"),
+            # "plan": replies carry the grounded plan (robot, block, goal grid points) written before the action
+            "action_format": self.action_format,
+            **({"plan_format": cot_prompt("{instruction}")} if self.action_format == "plan" else {}),
+            **({"corrupt_plan": self.corrupt_plan} if self.corrupt_plan else {}),
         }
