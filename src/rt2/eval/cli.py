@@ -165,6 +165,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ablation for plan policies: each plan coordinate the model writes is replaced by a random grid "
         "integer with probability P before the action is decoded (how much control relies on the pointing)",
     )
+    parser.add_argument(
+        "--weights",
+        metavar="CKPT",
+        help="evaluate a training checkpoint of the run: --policy RUN/final with CKPT's weights swapped in "
+        "(e.g. RUN/checkpoints/step_00004000), for closed-loop learning curves",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -186,6 +192,8 @@ def run(args: argparse.Namespace) -> int:
         )
         if len(args.policy) > 2:
             raise ValueError(f"give --policy once, or twice for a paired A/B; got {len(args.policy)}")
+        if args.weights and len(args.policy) != 1:
+            raise ValueError("--weights swaps one checkpoint into one --policy; give --policy once")
         if not 0.0 <= args.corrupt_plan <= 1.0:
             raise ValueError(f"--corrupt-plan is a probability in [0, 1], got {args.corrupt_plan}")
     except ValueError as e:
@@ -196,7 +204,19 @@ def run(args: argparse.Namespace) -> int:
         kwargs["action_format"] = args.action_format
     if args.corrupt_plan > 0:
         kwargs["corrupt_plan"] = args.corrupt_plan
-    info = evaluate(args.policy, suites, config, args.out, quiet=args.quiet, policy_kwargs=kwargs)
+    policies = args.policy
+    if args.weights:
+        from rt2.eval.vqa_curve import swap_weights
+
+        try:
+            adapter = load_policy(args.policy[0], **kwargs)
+            step = swap_weights(adapter.policy, args.weights)
+        except (ValueError, FileNotFoundError) as e:
+            print(f"rt2 eval: error: --weights {args.weights}: {e}", file=sys.stderr)
+            return 2
+        adapter.name = f"{args.policy[0]}@step{step}"
+        policies = [adapter]
+    info = evaluate(policies, suites, config, args.out, quiet=args.quiet, policy_kwargs=kwargs)
     for label, tables in info["results"].items():
         o = tables["overall"]
         print(
