@@ -51,6 +51,51 @@ def _floor(backbone, inputs, D: int) -> Callable[[], object]:
     return run
 
 
+def _bench_checkpoint(args) -> int:
+    """Time a trained checkpoint as it answers: direct actions (floor = prefill + D - 1 steps) or a grounded plan
+    then the action (floor = prefill + T - 1 steps, T = the longest answer in the batch, measured first)."""
+    from rt2.data.prompts import action_prompt, cot_prompt
+    from rt2.policy import Policy
+
+    pol = Policy.from_pretrained(args.policy)
+    vla, bb, dec = pol.vla, pol.vla.backbone, pol.decoder
+    fmt_ = pol.action_format
+    print(
+        f"rt2 bench decode: {args.policy} ({bb.name}, action_format {fmt_}), threads={args.threads}, reps={args.reps}"
+    )
+    print(f"calibration ({CALIBRATION}): {calibrate():.1f} ms  (~70 idle at 2 threads, ~150 at 1)")
+    rng = np.random.default_rng(0)
+    names = ["red moon", "blue cube", "green star", "yellow pentagon"]
+    for B in args.batches:
+        h, w = bb.image_size
+        obs = [[rng.integers(0, 256, (h, w, 3), dtype=np.uint8)] for _ in range(B)]
+        instr = [f"push the {names[b % 4]} to the {names[(b + 1) % 4]}" for b in range(B)]
+        if fmt_ == "plan":
+            inputs = bb.prepare(obs, [cot_prompt(i) for i in instr])
+            plans, _ = dec.plan_and_act(inputs, slots=True)
+            T = max(len(p) for p in plans) + len(dec.marker) + vla.action_dim
+            fns = {
+                "floor": _floor(bb, inputs, T),
+                "decoder": lambda inputs=inputs: dec.plan_and_act(inputs, slots=True),
+            }
+        else:
+            inputs = bb.prepare(obs, [action_prompt(i) for i in instr])
+            T = vla.action_dim
+            fns = {"floor": _floor(bb, inputs, T), "decoder": lambda inputs=inputs: dec.actions(inputs)}
+        fns["policy"] = lambda obs=obs, instr=instr: pol.predict_action_batch(obs, instr)
+        t = interleaved(fns, args.reps)
+        mins = {k: min(v) for k, v in t.items()}
+        print(f"  B={B}: {T} answer tokens; ms per call (min / median)")
+        for k, v in t.items():
+            print(f"    {k:8s} {fmt(v)}   per action {min(v) / B:6.2f} ms")
+        print(
+            f"    ratios (min): decoder/floor {mins['decoder'] / mins['floor']:.3f}, "
+            f"policy/floor {mins['policy'] / mins['floor']:.3f}; policy {1e3 * B / mins['policy']:.0f} actions/s"
+        )
+    print(f"calibration after: {calibrate():.1f} ms")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     from rt2.cli import DefaultsFormatter, Parser  # closest-option hints on typos, as everywhere under `rt2`
 
@@ -72,9 +117,16 @@ def main(argv: list[str]) -> int:
         "--backbone", default="pali-nano", choices=("pali-nano", "pali-tiny", "pali-small"), help="built-in preset"
     )
     p.add_argument("--no-int8", action="store_true", help="skip the dynamic int8 comparison")
+    p.add_argument(
+        "--policy",
+        help="a checkpoint (e.g. the shipped one: src/rt2/assets/default_policy) timed in its own action format; "
+        "a plan policy's floor is the forward passes of the whole answer it writes (plan, marker, action)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.policy:
+        return _bench_checkpoint(args)
 
     from rt2.data.prompts import action_prompt
     from rt2.models import VLA, TextTokenizer
