@@ -72,10 +72,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--suite", default="block2block", help="suite name (rt2 eval --suite)")
     p.add_argument("--episodes", type=int, default=100, help="episodes per point (rt2 eval --suite-episodes)")
     p.add_argument("--num-envs", type=int, default=50, help="parallel envs per batched policy call")
+    p.add_argument("--max-steps", type=int, default=200, help="step cap per episode (protocol: 200)")
     p.add_argument("--run", help="the run folder whose metrics.jsonl gives the training curve (default: policy/..)")
     args = p.parse_args(argv)
 
-    from rt2.eval import cli as eval_cli
+    from rt2 import cli
 
     ckpts = sorted((c for c in Path(args.checkpoints).glob("step_*") if c.is_dir() and "." not in c.name), key=_step)
     if not ckpts:
@@ -85,9 +86,10 @@ def main(argv: list[str]) -> int:
     for c in ckpts:
         dest = out / c.name
         if not (dest / "eval_info.json").is_file():
-            argv_eval = ["--policy", args.policy, "--weights", str(c), "--suite", args.suite, "--episodes", "1"]
+            argv_eval = ["eval", "--policy", args.policy, "--weights", str(c), "--suite", args.suite, "--episodes", "1"]
             argv_eval += ["--suite-episodes", str(args.episodes), "--num-envs", str(args.num_envs), "--videos", "0"]
-            if eval_cli.main(argv_eval + ["--out", str(dest), "--quiet"]) != 0:
+            argv_eval += ["--max-steps", str(args.max_steps)]
+            if cli.main(argv_eval + ["--out", str(dest), "--quiet"]) != 0:
                 return 2
         info = json.loads((dest / "eval_info.json").read_text())
         o = info["overall"]

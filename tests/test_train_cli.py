@@ -258,3 +258,26 @@ def test_corrupted_pointing_reaches_the_action(runs):
     assert moved >= len(frames) - 2  # uniform random cells: nearly every plan changes
     with pytest.raises(ValueError, match="probability"):
         Policy.from_pretrained(final, corrupt_plan=1.5)
+
+
+def test_bench_curve_evaluates_every_checkpoint_and_resumes(runs, tmp_path, capsys):
+    """rt2 bench curve: one closed-loop point per checkpoint of a run (through rt2 eval --weights), read back
+    instead of re-run when its eval_info.json exists."""
+    from rt2 import benchcli
+
+    root, _ = runs
+    run = root / "plan"
+    out = tmp_path / "curve"
+    argv = ["--policy", str(run / "final"), "--checkpoints", str(run / "checkpoints"), "--out", str(out)]
+    argv += ["--episodes", "2", "--num-envs", "2", "--max-steps", "2"]
+    import argparse
+
+    assert benchcli.run(argparse.Namespace(name="curve", bench_args=argv)) == 0
+    curve = json.loads((out / "curve.json").read_text())
+    steps = sorted(int(p.name.split("_")[-1]) for p in (run / "checkpoints").glob("step_*") if "." not in p.name)
+    assert [p["step"] for p in curve["points"]] == steps
+    assert all(p["n"] == 2 and set(p["plan_slot_exact"]) == {"robot", "block", "goal"} for p in curve["points"])
+    assert (out / "curve.png").stat().st_size > 1000
+    first = (out / f"step_{steps[0]:08d}" / "eval_info.json").stat().st_mtime_ns
+    assert benchcli.run(argparse.Namespace(name="curve", bench_args=argv)) == 0
+    assert (out / f"step_{steps[0]:08d}" / "eval_info.json").stat().st_mtime_ns == first  # read, not re-run
