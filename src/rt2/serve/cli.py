@@ -37,6 +37,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-queue", type=int, default=64, help="waiting requests before 'overloaded'")
     parser.add_argument("--deadline-ms", type=float, default=1000.0, help="per-request deadline, receipt to reply")
     parser.add_argument("--max-message-mb", type=float, default=8.0, help="largest accepted message")
+    parser.add_argument("--max-connections", type=int, default=64, help="open websocket connections; more get 503")
+    parser.add_argument(
+        "--send-timeout-ms", type=float, default=5000.0, help="close a connection that reads no reply for this long"
+    )
+    parser.add_argument(
+        "--history-mb",
+        type=float,
+        default=128.0,
+        help="memory for two-frame models' per-robot previous frames (kept at the model's size, LRU beyond)",
+    )
+    parser.add_argument("--history-idle-s", type=float, default=60.0, help="forget a robot's frames after this idle")
     parser.add_argument("--num-threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--quantize", choices=("none", "int8"), default="none", help="passed to Policy.from_pretrained")
     parser.add_argument(
@@ -86,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         deadline_ms=args.deadline_ms,
         max_message_bytes=int(args.max_message_mb * 2**20),
+        max_connections=args.max_connections,
+        send_timeout_ms=args.send_timeout_ms,
+        history_mb=args.history_mb,
+        history_idle_s=args.history_idle_s,
     )
     try:
         config.validate()  # before loading a model: a refused bind should fail in milliseconds
