@@ -150,6 +150,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quantize", choices=("none", "int8"), default="none", help="dynamic int8 nn.Linear for checkpoint policies"
     )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let an HF checkpoint run Python code shipped in its folder (never on unless you pass this)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -175,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"rt2 eval: error: {e}", file=sys.stderr)
         return 2
     kwargs = {} if args.quantize == "none" else {"quantize": args.quantize}
+    if args.trust_remote_code:
+        kwargs["trust_remote_code"] = True
     info = evaluate(args.policy, suites, config, args.out, quiet=args.quiet, policy_kwargs=kwargs)
     for label, tables in info["results"].items():
         o = tables["overall"]

@@ -77,9 +77,13 @@ class Policy:
         self.source: str | None = None
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, **kwargs: Any) -> Policy:
-        """Load a checkpoint written by ``VLA.save_pretrained``; kwargs go to :class:`Policy`."""
-        policy = cls(VLA.from_pretrained(directory), **kwargs)
+    def from_pretrained(cls, directory: str | Path, *, trust_remote_code: bool = False, **kwargs: Any) -> Policy:
+        """Load a checkpoint written by ``VLA.save_pretrained``; kwargs go to :class:`Policy`.
+
+        ``trust_remote_code=True`` lets an HF backbone run code shipped in its folder; only the caller can turn
+        it on (a checkpoint that asks for it is refused without it)."""
+        backbone_kwargs = {"trust_remote_code": True} if trust_remote_code else {}  # pali takes no such option
+        policy = cls(VLA.from_pretrained(directory, **backbone_kwargs), **kwargs)
         policy.source = str(directory)
         return policy
 

@@ -51,11 +51,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--quantize", choices=("none", "int8"), default="none", help="passed to Policy.from_pretrained")
     parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let an HF checkpoint run Python code shipped in its folder (never on unless you pass this)",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="server log verbosity"
     )
 
 
-def load_policy(path: str, quantize: str = "none", num_threads: int | None = None):
+def load_policy(path: str, quantize: str = "none", num_threads: int | None = None, trust_remote_code: bool = False):
     """``rt2.policy.Policy.from_pretrained(path)``, passing ``quantize`` only if the Policy supports it."""
     import torch
 
@@ -68,6 +73,8 @@ def load_policy(path: str, quantize: str = "none", num_threads: int | None = Non
         if "quantize" not in inspect.signature(Policy.from_pretrained).parameters:
             raise ValueError("this rt2 Policy does not support --quantize; use --quantize none")
         kwargs["quantize"] = quantize
+    if trust_remote_code:
+        kwargs["trust_remote_code"] = True
     return Policy.from_pretrained(path, **kwargs)
 
 
@@ -104,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         config.validate()  # before loading a model: a refused bind should fail in milliseconds
-        policy = load_policy(resolve_policy(args.policy), args.quantize, args.num_threads)
+        policy = load_policy(resolve_policy(args.policy), args.quantize, args.num_threads, args.trust_remote_code)
         server = PolicyServer(policy, config)
     except (ValueError, FileNotFoundError) as e:
         print(f"rt2 serve: error: {e}", file=sys.stderr)
