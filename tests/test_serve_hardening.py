@@ -224,3 +224,45 @@ def test_connection_cap():
         with _ws(srv.url) as c:  # a slot is free again
             c.recv(timeout=10)
         b.close()
+
+
+# ---- rt2 run-robot after losing its server -------------------------------------------------------------
+class _LosesServerAfter:
+    """A PolicyClient stand-in whose server goes away after ``ok_calls`` actions."""
+
+    ok_calls = 4
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.calls = 0
+
+    def connect(self) -> dict:
+        return {"action_space": {"low": [-0.1, -0.1], "high": [0.1, 0.1]}, "model_name": "fake"}
+
+    def act(self, image, instruction, reset=False):
+        from rt2.serve.errors import ServerUnavailable
+
+        self.calls += 1
+        if self.calls > self.ok_calls:
+            time.sleep(0.02)
+            raise ServerUnavailable("connection refused")
+        return np.zeros(2, np.float32)
+
+    def close(self) -> None:
+        pass
+
+
+def test_run_robot_exits_nonzero_when_episodes_ran_without_the_server(monkeypatch, capsys):
+    """Issue 17 #7: losing the server is an error exit that says how many episodes it spoiled."""
+    from rt2 import cli
+    from rt2.serve import robot
+
+    monkeypatch.setattr(robot, "PolicyClient", _LosesServerAfter)
+    argv = ["run-robot", "--server", "ws://127.0.0.1:9", "--episodes", "2", "--max-steps", "8", "--hz", "200"]
+    assert cli.main([*argv, "--watchdog-ms", "30"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "2 of 2 episodes ended without the server" in err[0] and "12 failed calls" in err[0], err
+    _LosesServerAfter.ok_calls = 10**6
+    try:
+        assert cli.main([*argv, "--watchdog-ms", "5000"]) == 0
+    finally:
+        _LosesServerAfter.ok_calls = 4
