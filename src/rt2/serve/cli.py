@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import inspect
 import logging
 import os
@@ -78,6 +79,17 @@ def load_policy(path: str, quantize: str = "none", num_threads: int | None = Non
     return Policy.from_pretrained(path, **kwargs)
 
 
+def return_large_buffers_to_os(threshold: int = 2**20) -> bool:
+    """glibc only: give every allocation of ``threshold`` bytes or more its own mmap, so a client's multi-MB frame
+    goes back to the OS once freed. Trap: glibc raises its mmap threshold after the first large free (up to
+    32 MB), after which such buffers come from the heap and a burst of big frames leaves the server's RSS high
+    long after the clients left (issue 17). Returns whether the setting took effect."""
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, threshold))  # -3: M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc (macOS, musl): their allocators behave differently anyway
+        return False
+
+
 async def serve_until_signal(server: PolicyServer) -> None:
     await server.start()
     stop = asyncio.Event()
@@ -95,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from rt2.policy.default import resolve_policy  # imports torch (rt2.policy); keep `rt2 serve --help` light
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return_large_buffers_to_os()
     config = ServerConfig(
         host=args.host,
         port=args.port,
