@@ -12,6 +12,12 @@ Per connection: the server first sends one metadata frame (msgpack), then answer
 ``{error: {code, message}}``. A bad request never closes the connection; a message above ``max_message_bytes``
 does (websockets closes with 1009 "message too big"), because the transport refuses to buffer it.
 
+Bounded against hostile or broken clients (issue 17): every limit the model has is checked when a request is
+parsed (``bad_request`` naming it); a batch that still fails is retried request by request (``MicroBatcher``);
+per-robot frames live in a :class:`~rt2.serve.history.FrameHistory` (model-size frames, byte budget, idle and
+on-close expiry); at most ``max_connections`` connections (more get HTTP 503); a connection whose reply cannot be
+written within ``send_timeout_ms`` (it stopped reading) is aborted.
+
 HTTP on the same port: ``GET /healthz`` (alive), ``GET /readyz`` (model loaded and warm, not draining),
 ``GET /metrics`` (Prometheus text; needs the token when one is set).
 
