@@ -177,19 +177,24 @@ def test_pretrain_and_cofinetune_on_your_own_data(foreign, tmp_path, capsys):
     assert (a >= actions.min(0)).all() and (a <= actions.max(0)).all()
 
 
-def test_scratch_on_foreign_data_and_flag_errors(foreign, tmp_path):
+def test_scratch_on_foreign_data_and_flag_errors(foreign, tmp_path, capsys):
+    import re
+
     from rt2.policy.policy import Policy
 
     root, actions = foreign
     common = ["--preset", "debug", "--no-progress", "--tokenizer-corpus", "50", "--steps", "1", "--batch-size", "4"]
     base = ["train", "--regime", "scratch", "--data", str(root), "--out", str(tmp_path / "s"), *common]
-    with pytest.raises(ValueError, match="--image-key"):
-        cli.main(base)
     cams = ["--image-key", "observation.images.wrist", "--image-key", "observation.images.front"]
-    with pytest.raises(ValueError, match=r"2 cameras.*multiple of 2.*--frames"):
-        cli.main([*base, *cams])
-    with pytest.raises(ValueError, match="robot-only"):
-        cli.main([*base, *cams, "--web-data", str(tmp_path)])
+    # User errors: one line "rt2 train: error: ..." and exit code 2 (rt2.cli), never an exception or traceback.
+    for argv, pattern in (
+        (base, "--image-key"),
+        ([*base, *cams], r"2 cameras.*multiple of 2.*--frames"),
+        ([*base, *cams, "--web-data", str(tmp_path)], "robot-only"),
+    ):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert "rt2 train: error:" in err and re.search(pattern, err), err
     assert cli.main([*base, *cams, "--frames", "2", "--action-bins", "64", "--action-norm", "min_max"]) == 0
     policy = Policy.from_pretrained(tmp_path / "s/final")
     assert policy.vla.action_tokenizer.value_ranges == ((0, 63),) * 7

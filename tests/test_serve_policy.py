@@ -160,3 +160,38 @@ def test_cli_serve_ready_then_sigterm(policy_dir):
         if p.poll() is None:
             p.kill()
             p.wait(10)
+
+
+def test_prompt_limit_matches_the_model_and_is_checked_when_parsed(server, policy):
+    """Issue 17 #1: check_instruction refuses exactly the instructions predict_action raises on, and the server
+    answers them (and 1-pixel images) bad_request with the limit, before they can join another robot's batch."""
+    img = _frame(0)
+    limit = policy.input_limits()["max_prompt_tokens"]
+    assert limit == policy.vla.backbone.config.max_text_len - policy.action_dim + 1
+    for n in range(40, 140, 3):
+        text = "push " + "red " * n
+        try:
+            policy.check_instruction(text)
+            fits = True
+        except ValueError as e:
+            fits = False
+            assert f"the limit is {limit}" in str(e)
+        try:
+            policy.predict_action([img], text)
+            runs = True
+        except ValueError:
+            runs = False
+        assert fits == runs, (n, fits, runs)
+    from websockets.sync.client import connect
+
+    from rt2.serve import wire
+
+    with connect(server.url, open_timeout=10, compression=None) as ws:
+        assert wire.unpackb(ws.recv(timeout=10))["limits"]["max_prompt_len"] == limit
+        for msg, needle in (
+            ({"image": img, "instruction": "push the red star " * 20}, f"limit is {limit}"),
+            ({"image": np.zeros((1, 96, 3), np.uint8), "instruction": "push"}, "2..2048"),
+        ):
+            ws.send(wire.packb(msg))
+            r = wire.unpackb(ws.recv(timeout=10))
+            assert r["error"]["code"] == "bad_request" and needle in r["error"]["message"], r

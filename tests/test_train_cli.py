@@ -147,12 +147,22 @@ def test_grounding_needs_the_column(runs):
 def test_input_errors_are_clear(runs, capsys):
     root, common = runs
     data = str(root / "data")
-    with pytest.raises(ValueError, match="needs --init"):
-        cli.main(["train", "--regime", "finetune", "--data", data, "--out", str(root / "x1"), *common])
-    with pytest.raises(FileNotFoundError, match="rt2 pretrain"):
-        cli.main(["train", "--regime", "finetune", "--init", data, "--data", data, "--out", str(root / "x2"), *common])
-    with pytest.raises(ValueError, match="did you mean 'robot_share'"):
-        cli.main(["train", "--regime", "scratch", "--data", data, "--out", str(root / "x3"), "--set", "robot_shar=1"])
+    # User errors are one line on stderr and exit code 2 (rt2.cli turns the ValueError/OSError into that).
+    cases = [
+        (["train", "--regime", "finetune", "--data", data, "--out", str(root / "x1"), *common], "needs --init"),
+        (
+            ["train", "--regime", "finetune", "--init", data, "--data", data, "--out", str(root / "x2"), *common],
+            "rt2 pretrain",
+        ),
+        (
+            ["train", "--regime", "scratch", "--data", data, "--out", str(root / "x3"), "--set", "robot_shar=1"],
+            "did you mean 'robot_share'",
+        ),
+    ]
+    for argv, needle in cases:
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("rt2 train: error:") and needle in err and len(err.splitlines()) == 1, err
     with pytest.raises(SystemExit):
         cli.main(["train", "--regime", "cofinetun", "--data", data, "--out", str(root / "x4")])
     assert "did you mean 'cofinetune'" in capsys.readouterr().err

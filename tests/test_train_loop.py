@@ -152,3 +152,25 @@ def test_bf16_autocast_trains_close_to_fp32(tmp_path):
     assert bf16.losses != fp32.losses  # autocast really ran in bf16...
     assert bf16.losses == pytest.approx(fp32.losses, rel=0.05)  # ...and still trains the same model
     assert all(p.dtype == torch.float32 for p in tr.model.parameters())  # fp32 master weights
+
+
+def test_metrics_have_one_row_per_step_after_a_resume(tmp_path, monkeypatch):
+    """Issue 17 #6: a run killed after its last checkpoint re-runs those steps on --resume; each step is logged
+    once (and a torn last line from the kill is dropped)."""
+    t = make_trainer(tmp_path / "m", log_every=1)
+    real, calls = t._train_step, {"n": 0}
+
+    def killed_after_six():
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt  # "kill" after steps 5-6 were logged but not checkpointed (ckpt_every 4)
+        return real()
+
+    monkeypatch.setattr(t, "_train_step", killed_after_six)
+    with pytest.raises(KeyboardInterrupt):
+        t.fit()
+    with open(tmp_path / "m/metrics.jsonl", "a") as f:
+        f.write('{"step": 6, "lo')
+    make_trainer(tmp_path / "m", log_every=1).fit(resume=True)
+    rows = [json.loads(line) for line in (tmp_path / "m/metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 9))

@@ -8,6 +8,11 @@ Each subcommand lives in the stage module that owns it and exposes two functions
 Only the chosen subcommand's module is imported, so ``rt2 --help`` stays fast (no torch import) and a broken
 optional dependency of one command cannot take the others down. Register a new command in ``COMMANDS``; a name
 that is not implemented must not be listed there (users read ``rt2 --help`` as the truth).
+
+Errors: a user error (``ValueError``, ``OSError`` such as a missing folder, ``ImportError`` of an optional
+package) raised by ``run`` is printed as one line ``rt2 COMMAND: error: ...`` with exit code 2; any other
+exception as one line naming it, exit code 1. ``--debug`` (anywhere on the line, or ``RT2_DEBUG=1``) lets the
+exception through with its traceback instead.
 """
 
 from __future__ import annotations
@@ -116,6 +121,7 @@ def build_parser(command: str | None = None) -> Parser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"rt2 {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (also RT2_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, (_, help_text) in COMMANDS.items():
         runtime = RUNTIMES.get(name)
@@ -135,9 +141,22 @@ def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
     return action.choices[name]
 
 
+# What a user can cause and fix (a wrong path, a bad value, a missing optional package): one line, exit 2.
+USER_ERRORS = (ValueError, OSError, ImportError)
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text or type(e).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     as_program = argv is None  # the `rt2` executable / `python -m rt2.cli`, not a call from Python
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Trap: --debug is taken out before parsing, so it works after the subcommand too (`rt2 eval ... --debug`)
+    # without every subcommand declaring it.
+    debug = "--debug" in argv or os.environ.get("RT2_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS else None)
     # parse_known_args, not parse_args: with parse_args the top-level parser reports a subcommand's unknown
@@ -151,7 +170,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    code = int(_load(args.command).run(args) or 0)
+    try:
+        code = int(_load(args.command).run(args) or 0)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"rt2 {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as e:
+        if debug:
+            raise
+        print(f"rt2 {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if debug:
+            raise
+        print(
+            f"rt2 {args.command}: internal error: {type(e).__name__}: {_one_line(e)} "
+            "(run again with --debug for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 1
     if as_program and os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
         # A rank of `accelerate launch -m rt2.cli train ...`: its work is saved and the process group destroyed;
         # interpreter teardown can still abort it (see rt2.train.trainer.exit_launched_process).

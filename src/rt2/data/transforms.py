@@ -56,6 +56,22 @@ class TransformConfig:
                 raise ValueError(f"{name} jitter must be in [0, 1), got {getattr(self, name)}")
 
 
+MIN_IMAGE_SIDE = 2  # the resize needs 2 pixels per side; the server refuses smaller frames when it parses them
+
+
+def resize_frame(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8[h, w, 3] -> uint8[H, W, 3] with the transform's filter (a no-op when the size already matches).
+
+    The server stores a robot's previous frame at the model's size with this, so the model sees the same pixels
+    as if it had resized the client's frame itself.
+    """
+    h, w = (int(v) for v in size)
+    if img.shape[:2] == (h, w):
+        return img
+    shrink = img.shape[0] * img.shape[1] > h * w
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
 def check_frame(frame: object, where: str = "frame") -> np.ndarray:
     """Return ``frame`` as a C-contiguous uint8[H, W, 3] array or raise ValueError saying what is wrong."""
     if not isinstance(frame, np.ndarray):
@@ -70,8 +86,10 @@ def check_frame(frame: object, where: str = "frame") -> np.ndarray:
     if frame.dtype != np.uint8:
         hint = " (float in [0, 1]? use (img * 255).round().astype(np.uint8))" if frame.dtype.kind == "f" else ""
         raise ValueError(f"{where}: expected dtype uint8, got {frame.dtype}{hint}")
-    if frame.shape[0] < 2 or frame.shape[1] < 2:
-        raise ValueError(f"{where}: image is too small ({frame.shape[0]}x{frame.shape[1]})")
+    if frame.shape[0] < MIN_IMAGE_SIDE or frame.shape[1] < MIN_IMAGE_SIDE:
+        raise ValueError(
+            f"{where}: image is too small ({frame.shape[0]}x{frame.shape[1]}); each side needs >= {MIN_IMAGE_SIDE} px"
+        )
     return np.ascontiguousarray(frame)
 
 
@@ -88,11 +106,7 @@ class ImageTransform:
         return self.config.size
 
     def _resize(self, img: np.ndarray) -> np.ndarray:
-        h, w = self.config.size
-        if img.shape[0] == h and img.shape[1] == w:
-            return img
-        shrink = img.shape[0] * img.shape[1] > h * w
-        return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        return resize_frame(img, self.config.size)
 
     def _crop_box(self, shape: tuple[int, ...], rng: np.random.Generator) -> tuple[int, int, int, int]:
         """(top, left, height, width) keeping the frame's aspect ratio, area fraction in crop_scale."""

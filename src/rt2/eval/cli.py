@@ -171,6 +171,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="evaluate a training checkpoint of the run: --policy RUN/final with CKPT's weights swapped in "
         "(e.g. RUN/checkpoints/step_00004000), for closed-loop learning curves",
     )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let an HF checkpoint run Python code shipped in its folder (never on unless you pass this)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -204,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
         kwargs["action_format"] = args.action_format
     if args.corrupt_plan > 0:
         kwargs["corrupt_plan"] = args.corrupt_plan
+    if args.trust_remote_code:
+        kwargs["trust_remote_code"] = True
     policies = args.policy
     if args.weights:
         from rt2.eval.vqa_curve import swap_weights

@@ -210,11 +210,23 @@ class HFBackbone(Backbone):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, **kwargs: Any) -> HFBackbone:
-        """Load a directory written by :meth:`save_pretrained` (options from ``backbone.json``)."""
+        """Load a directory written by :meth:`save_pretrained` (options from ``backbone.json``).
+
+        ``trust_remote_code`` comes only from the caller (``kwargs``), never from the folder: a downloaded
+        checkpoint whose ``backbone.json`` asks for it could otherwise run the Python code it ships. Such a folder
+        is refused unless the caller passes ``trust_remote_code=True`` (``--trust-remote-code`` on the CLI)."""
         meta = read_meta(directory)
         if meta.get("family") != cls.family:
             raise ValueError(f"{directory} holds a {meta.get('family')!r} backbone, not an HF one")
-        options = {**meta.get("hf", {}), **kwargs}
+        saved = dict(meta.get("hf", {}))
+        trust = bool(kwargs.pop("trust_remote_code", False))
+        if saved.pop("trust_remote_code", False) and not trust:
+            raise ValueError(
+                f"{directory} asks for trust_remote_code, which would run Python code shipped in that folder; rt2 "
+                "never turns it on from a checkpoint. If you trust the folder's code, pass --trust-remote-code "
+                "(or from_pretrained(..., trust_remote_code=True))"
+            )
+        options = {**saved, **kwargs, "trust_remote_code": trust}
         options.pop("path", None)
         return cls.load(directory, **options)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +83,15 @@ class PaliConfig:
 
     def __post_init__(self) -> None:
         for k in ("image_size", "patch_size", "stem_channels", "image_mean", "image_std"):
-            object.__setattr__(self, k, tuple(getattr(self, k)))
+            v = getattr(self, k)
+            if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):  # trap: tuple("72x96") has 5 items
+                raise ValueError(f"{k} must be a list of numbers, e.g. [72, 96], got {v!r}")
+            object.__setattr__(self, k, tuple(v))
+        for k in ("image_size", "patch_size"):
+            v = getattr(self, k)
+            if len(v) != 2 or not all(isinstance(x, numbers.Integral) and not isinstance(x, bool) and x > 0 for x in v):
+                raise ValueError(f"{k} must be two positive integers [H, W], got {list(v)!r}")
+            object.__setattr__(self, k, tuple(int(x) for x in v))
         (H, W), (ph, pw) = self.image_size, self.patch_size
         if H % ph or W % pw:
             raise ValueError(f"image_size {self.image_size} must be divisible by patch_size {self.patch_size}")

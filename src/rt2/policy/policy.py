@@ -32,7 +32,7 @@ from torch import nn
 
 import rt2
 from rt2.data.prompts import action_prompt, cot_prompt, vqa_prompt
-from rt2.data.transforms import check_frame
+from rt2.data.transforms import MIN_IMAGE_SIDE, check_frame
 from rt2.models.decoding import GREEDY, Decoder, Sampling
 from rt2.models.vla import VLA
 
@@ -90,9 +90,13 @@ class Policy:
         self.last_plans: list[str | None] = []  # the plans of the last predict_action* call (None: direct)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, **kwargs: Any) -> Policy:
-        """Load a checkpoint written by ``VLA.save_pretrained``; kwargs go to :class:`Policy`."""
-        policy = cls(VLA.from_pretrained(directory), **kwargs)
+    def from_pretrained(cls, directory: str | Path, *, trust_remote_code: bool = False, **kwargs: Any) -> Policy:
+        """Load a checkpoint written by ``VLA.save_pretrained``; kwargs go to :class:`Policy`.
+
+        ``trust_remote_code=True`` lets an HF backbone run code shipped in its folder; only the caller can turn
+        it on (a checkpoint that asks for it is refused without it)."""
+        backbone_kwargs = {"trust_remote_code": True} if trust_remote_code else {}  # pali takes no such option
+        policy = cls(VLA.from_pretrained(directory, **backbone_kwargs), **kwargs)
         policy.source = str(directory)
         return policy
 
@@ -108,6 +112,37 @@ class Policy:
     @property
     def image_size(self) -> tuple[int, int]:
         return tuple(self.vla.backbone.image_size)
+
+    # ---- input limits (the server checks them when it parses a request) ------------------------------------
+    @property
+    def max_prompt_tokens(self) -> int | None:
+        """Most prompt tokens (BOS included) an action request may have, or None when the backbone has no fixed
+        text window. Trap: pali's window (``max_text_len`` learned positions) also holds the D action tokens
+        the decoder feeds back, all but the last: prompt + D - 1 <= max_text_len."""
+        window = getattr(getattr(self.vla.backbone, "config", None), "max_text_len", None)
+        return None if window is None else int(window) - self.action_dim + 1
+
+    def input_limits(self) -> dict[str, Any]:
+        """Every limit one observation must meet for ``predict_action_batch`` not to raise (JSON-able)."""
+        return {
+            "min_image_side": MIN_IMAGE_SIDE,
+            "n_frames": self.n_frames,
+            "dtype": "uint8",
+            "max_prompt_tokens": self.max_prompt_tokens,
+        }
+
+    def check_instruction(self, instruction: str) -> None:
+        """Raise ValueError (saying the limit) if the action prompt of ``instruction`` does not fit the model."""
+        limit = self.max_prompt_tokens
+        if limit is None:
+            return
+        n = 1 + len(self.vla.backbone.tokenizer.encode(action_prompt(instruction)))  # + BOS, as prepare() adds
+        if n > limit:
+            overhead = len(self.vla.backbone.tokenizer.encode(action_prompt("x")))  # + BOS - the "x"
+            raise ValueError(
+                f"instruction too long for this model: its prompt is {n} tokens, the limit is {limit} "
+                f"(about {max(limit - overhead, 0)} tokens of instruction); shorten it"
+            )
 
     # ---- inputs -------------------------------------------------------------------------------------------
     def _frames(self, images: Any, where: str) -> list[np.ndarray]:
@@ -243,4 +278,5 @@ class Policy:
             "action_format": self.action_format,
             **({"plan_format": cot_prompt("{instruction}")} if self.action_format == "plan" else {}),
             **({"corrupt_plan": self.corrupt_plan} if self.corrupt_plan else {}),
+            "input_limits": self.input_limits(),
         }

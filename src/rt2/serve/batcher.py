@@ -12,7 +12,8 @@ Batch formation (``_run``), once the inference thread is free and at least one r
 While a batch runs, new requests accumulate, so under load batches form with no added wait (continuous
 batching). ``max_batch=1`` turns batching off. The queue is bounded (``max_queue``): beyond it ``submit`` raises
 ``overloaded``. A request whose deadline passed before its batch started is answered ``deadline_exceeded`` and
-never costs inference.
+never costs inference. If a batch raises, each of its requests is retried alone, so only the one the model
+refuses gets an error (``bad_request`` for the model's ValueError, else ``internal``), logged in one line.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rt2.serve.errors import DEADLINE_EXCEEDED, INTERNAL, OVERLOADED, RequestError
+from rt2.serve.errors import BAD_REQUEST, DEADLINE_EXCEEDED, INTERNAL, OVERLOADED, RequestError
 from rt2.serve.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -155,24 +156,40 @@ class MicroBatcher:
                 await self._infer(batch)
 
     async def _infer(self, batch: list[_Job]) -> None:
-        t0 = time.monotonic()
         self._busy = True
         try:
-            actions, texts = await self.run_in_worker(
-                self.infer_fn, [j.frames for j in batch], [j.instruction for j in batch]
-            )
-            actions = np.asarray(actions, dtype=np.float32)
-            if actions.shape[0] != len(batch) or len(texts) != len(batch):
-                raise RuntimeError(f"policy returned {actions.shape[0]} actions for a batch of {len(batch)}")
-        except Exception:
-            # The traceback goes to the server log only; clients get a one-line reason.
-            log.exception("inference failed for a batch of %d", len(batch))
-            for j in batch:
-                if not j.future.done():
-                    j.future.set_exception(RequestError(INTERNAL, "inference failed (see server log)"))
-            return
+            try:
+                await self._infer_batch(batch)
+            except Exception as e:
+                if len(batch) == 1:
+                    self._fail(batch[0], e)
+                    return
+                # One robot's bad request must not fail the others': retry each request alone, so that only
+                # the request the model refuses gets the error (they passed parsing, so this is rare and a
+                # model limit the parser does not know yet).
+                log.warning("a batch of %d failed (%s); retrying each request alone", len(batch), _one_line(e))
+                for job in batch:
+                    if job.future.done():
+                        continue
+                    if time.monotonic() >= job.deadline:
+                        job.future.set_exception(RequestError(DEADLINE_EXCEEDED, "deadline passed while retried"))
+                        continue
+                    try:
+                        await self._infer_batch([job])
+                    except Exception as e1:
+                        self._fail(job, e1)
         finally:
             self._busy = False
+
+    async def _infer_batch(self, batch: list[_Job]) -> None:
+        """Run one forward pass for ``batch`` and resolve its futures; raises if the policy does."""
+        t0 = time.monotonic()
+        actions, texts = await self.run_in_worker(
+            self.infer_fn, [j.frames for j in batch], [j.instruction for j in batch]
+        )
+        actions = np.asarray(actions, dtype=np.float32)
+        if actions.shape[0] != len(batch) or len(texts) != len(batch):
+            raise RuntimeError(f"policy returned {actions.shape[0]} actions for a batch of {len(batch)}")
         infer_s = time.monotonic() - t0
         self.metrics.observe_batch(len(batch), infer_s, [t0 - j.enqueued for j in batch])
         for i, j in enumerate(batch):
@@ -180,6 +197,23 @@ class MicroBatcher:
                 j.future.set_result(
                     Result(actions[i], str(texts[i]), (t0 - j.enqueued) * 1e3, infer_s * 1e3, len(batch))
                 )
+
+    def _fail(self, job: _Job, e: Exception) -> None:
+        """Answer one request the model raised on: one log line, never a traceback per request.
+
+        A ValueError is the model refusing this input (``Policy`` raises ValueError for input it cannot take):
+        ``bad_request`` with the model's reason. Anything else is our bug: ``internal``, reason in the log only
+        (the traceback at DEBUG level).
+        """
+        if isinstance(e, ValueError):
+            log.warning("request refused by the model: %s", _one_line(e))
+            err = RequestError(BAD_REQUEST, f"the model cannot take this request: {_one_line(e)}")
+        else:
+            log.error("inference failed for one request: %s: %s", type(e).__name__, _one_line(e))
+            log.debug("inference traceback", exc_info=e)
+            err = RequestError(INTERNAL, "inference failed (see server log)")
+        if not job.future.done():
+            job.future.set_exception(err)
 
     # ---- shutdown -----------------------------------------------------------------------------------------
     async def drain(self, timeout: float) -> bool:
@@ -201,3 +235,7 @@ class MicroBatcher:
                 j.future.set_exception(RequestError(OVERLOADED, "server is shutting down"))
         self._pending.clear()
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300] or type(e).__name__

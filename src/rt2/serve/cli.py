@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import inspect
 import logging
 import os
@@ -37,14 +38,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-queue", type=int, default=64, help="waiting requests before 'overloaded'")
     parser.add_argument("--deadline-ms", type=float, default=1000.0, help="per-request deadline, receipt to reply")
     parser.add_argument("--max-message-mb", type=float, default=8.0, help="largest accepted message")
+    parser.add_argument("--max-connections", type=int, default=64, help="open websocket connections; more get 503")
+    parser.add_argument(
+        "--send-timeout-ms", type=float, default=5000.0, help="close a connection that reads no reply for this long"
+    )
+    parser.add_argument(
+        "--history-mb",
+        type=float,
+        default=128.0,
+        help="memory for two-frame models' per-robot previous frames (kept at the model's size, LRU beyond)",
+    )
+    parser.add_argument("--history-idle-s", type=float, default=60.0, help="forget a robot's frames after this idle")
     parser.add_argument("--num-threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--quantize", choices=("none", "int8"), default="none", help="passed to Policy.from_pretrained")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let an HF checkpoint run Python code shipped in its folder (never on unless you pass this)",
+    )
     parser.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="server log verbosity"
     )
 
 
-def load_policy(path: str, quantize: str = "none", num_threads: int | None = None):
+def load_policy(path: str, quantize: str = "none", num_threads: int | None = None, trust_remote_code: bool = False):
     """``rt2.policy.Policy.from_pretrained(path)``, passing ``quantize`` only if the Policy supports it."""
     import torch
 
@@ -57,7 +74,20 @@ def load_policy(path: str, quantize: str = "none", num_threads: int | None = Non
         if "quantize" not in inspect.signature(Policy.from_pretrained).parameters:
             raise ValueError("this rt2 Policy does not support --quantize; use --quantize none")
         kwargs["quantize"] = quantize
+    if trust_remote_code:
+        kwargs["trust_remote_code"] = True
     return Policy.from_pretrained(path, **kwargs)
+
+
+def return_large_buffers_to_os(threshold: int = 2**20) -> bool:
+    """glibc only: give every allocation of ``threshold`` bytes or more its own mmap, so a client's multi-MB frame
+    goes back to the OS once freed. Trap: glibc raises its mmap threshold after the first large free (up to
+    32 MB), after which such buffers come from the heap and a burst of big frames leaves the server's RSS high
+    long after the clients left (issue 17). Returns whether the setting took effect."""
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, threshold))  # -3: M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc (macOS, musl): their allocators behave differently anyway
+        return False
 
 
 async def serve_until_signal(server: PolicyServer) -> None:
@@ -77,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from rt2.policy.default import resolve_policy  # imports torch (rt2.policy); keep `rt2 serve --help` light
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return_large_buffers_to_os()
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -86,10 +117,14 @@ def run(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         deadline_ms=args.deadline_ms,
         max_message_bytes=int(args.max_message_mb * 2**20),
+        max_connections=args.max_connections,
+        send_timeout_ms=args.send_timeout_ms,
+        history_mb=args.history_mb,
+        history_idle_s=args.history_idle_s,
     )
     try:
         config.validate()  # before loading a model: a refused bind should fail in milliseconds
-        policy = load_policy(resolve_policy(args.policy), args.quantize, args.num_threads)
+        policy = load_policy(resolve_policy(args.policy), args.quantize, args.num_threads, args.trust_remote_code)
         server = PolicyServer(policy, config)
     except (ValueError, FileNotFoundError) as e:
         print(f"rt2 serve: error: {e}", file=sys.stderr)

@@ -7,7 +7,9 @@ Built from ``Policy.metadata()`` plus the server's limits; sent once per connect
      "action_space": {"name": "language_table", "dim": 2, "names": ["x", "y"],
                       "low": [-0.1, -0.1], "high": [0.1, 0.1], "text_format": "X Y", "dims": [...]},
      "image_size": [H, W], "n_frames": 2, "norm_stats_key": "language_table_sim" | None,
-     "limits": {"max_message_bytes", "deadline_ms", "max_batch", "max_wait_ms", "max_queue", "max_image_side"},
+     "limits": {"max_message_bytes", "deadline_ms", "max_batch", "max_wait_ms", "max_queue", "max_image_side",
+                "max_connections", "send_timeout_ms", "history_mb", "history_idle_s",
+                "min_image_side", "max_prompt_len"},     # the model's: prompt tokens incl. BOS (None: no limit)
      "request_keys": {"image": [...], "instruction": [...]},
      "policy": {... the policy's full metadata, JSON-able ...}}
 
@@ -27,7 +29,18 @@ import numpy as np
 from rt2.serve.protocol import IMAGE_KEYS, INSTRUCTION_KEYS
 
 PROTOCOL_VERSION = 1
-LIMIT_KEYS = ("max_message_bytes", "deadline_ms", "max_batch", "max_wait_ms", "max_queue", "max_image_side")
+LIMIT_KEYS = (
+    "max_message_bytes",
+    "deadline_ms",
+    "max_batch",
+    "max_wait_ms",
+    "max_queue",
+    "max_image_side",
+    "max_connections",
+    "send_timeout_ms",
+    "history_mb",
+    "history_idle_s",
+)
 
 
 def jsonable(x: Any) -> Any:

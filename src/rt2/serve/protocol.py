@@ -13,8 +13,11 @@ Accepted request (a msgpack map; every key may be a text or byte string)::
     timestamp              float | int            echoed verbatim in the reply
     state                  float[S]               accepted and ignored (RT-2 is vision + language only)
 
-The first matching image key wins. Images of any size up to ``max_side`` are accepted; the policy's own
-transform resizes to the model's input (``metadata()["image_size"]``), one code path with training.
+The first matching image key wins. Images of ``min_side``..``max_side`` pixels per side are accepted (the model's
+resize needs at least 2); the server resizes them to the model's input (``metadata()["image_size"]``) with the
+training transform's filter. Limits that need the model (prompt tokens) are checked by the server right after
+parsing, through the policy's ``check_instruction``: every request the model cannot take is a ``bad_request``
+naming the limit, before it can reach a batch shared with other robots.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ IMAGE_KEYS = ("images", "image", "observation/image", "observation.image", "obse
 INSTRUCTION_KEYS = ("instruction", "prompt")
 MAX_INSTRUCTION_CHARS = 1000
 MAX_ROBOT_ID_CHARS = 128
+MIN_IMAGE_SIDE = 2  # = rt2.data.transforms.MIN_IMAGE_SIDE (not imported: that module pulls in torch and cv2)
 
 
 @dataclass
@@ -59,7 +63,7 @@ def _get(msg: dict, names: tuple[str, ...]) -> tuple[str | None, Any]:
     return None, None
 
 
-def _frame(a: Any, name: str, max_side: int) -> np.ndarray:
+def _frame(a: Any, name: str, min_side: int, max_side: int) -> np.ndarray:
     if not isinstance(a, np.ndarray):
         raise _bad(f"{name} must be a uint8 array [H, W, 3] (msgpack-numpy), got {type(a).__name__}")
     if a.dtype != np.uint8:
@@ -71,14 +75,14 @@ def _frame(a: Any, name: str, max_side: int) -> np.ndarray:
     h, w, c = a.shape
     if c != 3:
         raise _bad(f"{name} must be RGB [H, W, 3], got shape {list(a.shape)}")
-    if not (1 <= h <= max_side and 1 <= w <= max_side):
-        raise _bad(f"{name} size {h}x{w} is outside 1..{max_side} per side")
+    if not (min_side <= h <= max_side and min_side <= w <= max_side):
+        raise _bad(f"{name} size {h}x{w} is outside {min_side}..{max_side} pixels per side")
     # Trap: decoded arrays are read-only views into the message buffer; the policy and the per-robot history
     # keep frames after the message is gone, so own a contiguous copy.
     return np.array(a, dtype=np.uint8, order="C", copy=True)
 
 
-def parse_request(msg: Any, *, n_frames: int, max_side: int = 2048) -> Request:
+def parse_request(msg: Any, *, n_frames: int, max_side: int = 2048, min_side: int = MIN_IMAGE_SIDE) -> Request:
     """Validate a decoded message. Raises :class:`RequestError` (``bad_request``) with a one-line reason."""
     if not isinstance(msg, dict):
         raise _bad(f"request must be a msgpack map, got {type(msg).__name__}")
@@ -91,7 +95,7 @@ def parse_request(msg: Any, *, n_frames: int, max_side: int = 2048) -> Request:
         items = [raw]
     if not 1 <= len(items) <= n_frames:
         raise _bad(f"{name} has {len(items)} frames; this model takes 1..{n_frames} (oldest first)")
-    frames = tuple(_frame(a, name, max_side) for a in items)
+    frames = tuple(_frame(a, name, min_side, max_side) for a in items)
     if len({f.shape for f in frames}) != 1:
         raise _bad(f"{name} frames differ in size: {[list(f.shape) for f in frames]}")
 

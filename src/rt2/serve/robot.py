@@ -12,7 +12,8 @@ remote server chooses its own policy). Runtime: ~20 s per 200-step episode at 10
 The robot owns the world and a camera; the model lives on a server. Each control tick: send the newest frame
 and the instruction, receive a checked action, apply it. A :class:`Watchdog` holds the robot still whenever
 no fresh action arrived within ``--watchdog-ms`` (slow, restarting or lost server); a failed call also
-applies zero motion for that tick, never a stale or guessed action.
+applies zero motion for that tick, never a stale or guessed action. The exit code is 1 when any episode ended
+without the server or saw a watchdog stop (the summary says how many), 0 only when the policy drove every episode.
 
 The sim's action space is Language-Table's ``X Y`` (+-10 units = +-0.1 m); the server replies with decoded
 floats in metres, which ``TabletopEnv.step`` accepts as they are (floating dtype = metres).
@@ -97,9 +98,13 @@ def run_episodes(
             t_start = time.monotonic()
             next_tick = t_start
             first = True
+            wd.feed()  # the robot is at rest after a reset: the episode's clock starts now, not at the last one's end
+            trips_before = wd.trips
+            last_failed: str | None = None  # the last call's failure, if the episode ended without the server
             while max_steps is None or steps < max_steps:
                 try:
                     action = client.act(obs["image"], obs["instruction"], reset=first)
+                    last_failed = None
                     wd.feed()
                     stop.halted.clear()
                     first = False
@@ -110,6 +115,7 @@ def run_episodes(
                     raise
                 except PolicyClientError as e:
                     errors += 1
+                    last_failed = type(e).__name__
                     if errors <= 3:
                         log(f"  step {steps}: {type(e).__name__}: {e} -> zero motion")
                     action = np.zeros(len(low), np.float32)
@@ -133,10 +139,14 @@ def run_episodes(
                 "steps": steps,
                 "hz": steps / wall if wall > 0 else 0.0,
                 "errors": errors,
+                "watchdog_stops": wd.trips - trips_before,
+                "ended_without_server": last_failed,
             }
             results.append(res)
             log(
                 f"episode {ep}: {'success' if success else 'failure'} in {steps} steps, {res['hz']:.1f} Hz, {errors} errors"
+                + (f", {res['watchdog_stops']} watchdog stops" if res["watchdog_stops"] else "")
+                + (f", ended without the server ({last_failed})" if last_failed else "")
             )
     n = max(len(results), 1)
     return {
@@ -145,6 +155,8 @@ def run_episodes(
         "mean_hz": sum(r["hz"] for r in results) / n,
         "errors": sum(r["errors"] for r in results),
         "watchdog_stops": wd.trips,
+        # Episodes the policy did not drive to their end: the server was lost, or the watchdog stopped the robot.
+        "degraded_episodes": sum(bool(r["ended_without_server"] or r["watchdog_stops"]) for r in results),
         "model_name": meta.get("model_name"),
     }
 
@@ -219,4 +231,13 @@ def run(args: argparse.Namespace) -> int:
             f"{summary['mean_hz']:.1f} Hz control, {summary['errors']} failed calls, "
             f"{summary['watchdog_stops']} watchdog stops (model {summary['model_name']})"
         )
+    if summary["degraded_episodes"]:
+        # Trap: exit 0 here would let a script take a run without its server for a result.
+        print(
+            f"rt2 run-robot: error: {summary['degraded_episodes']} of {len(summary['episodes'])} episodes ended "
+            f"without the server or with a watchdog stop ({summary['errors']} failed calls, "
+            f"{summary['watchdog_stops']} watchdog stops); check the server and --deadline-ms/--watchdog-ms",
+            file=sys.stderr,
+        )
+        return 1
     return 0

@@ -12,6 +12,12 @@ Per connection: the server first sends one metadata frame (msgpack), then answer
 ``{error: {code, message}}``. A bad request never closes the connection; a message above ``max_message_bytes``
 does (websockets closes with 1009 "message too big"), because the transport refuses to buffer it.
 
+Bounded against hostile or broken clients (issue 17): every limit the model has is checked when a request is
+parsed (``bad_request`` naming it); a batch that still fails is retried request by request (``MicroBatcher``);
+per-robot frames live in a :class:`~rt2.serve.history.FrameHistory` (model-size frames, byte budget, idle and
+on-close expiry); at most ``max_connections`` connections (more get HTTP 503); a connection whose reply cannot be
+written within ``send_timeout_ms`` (it stopped reading) is aborted.
+
 HTTP on the same port: ``GET /healthz`` (alive), ``GET /readyz`` (model loaded and warm, not draining),
 ``GET /metrics`` (Prometheus text; needs the token when one is set).
 
@@ -30,7 +36,6 @@ import itertools
 import logging
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -43,13 +48,14 @@ from rt2 import __version__
 from rt2.serve import wire
 from rt2.serve.batcher import MicroBatcher, Result
 from rt2.serve.errors import BAD_REQUEST, DEADLINE_EXCEEDED, INTERNAL, OVERLOADED, RequestError, error_body
+from rt2.serve.history import FrameHistory
 from rt2.serve.metadata import build_metadata
 from rt2.serve.metrics import Metrics
-from rt2.serve.protocol import parse_request
+from rt2.serve.protocol import MIN_IMAGE_SIDE, parse_request
 
 log = logging.getLogger(__name__)
 
-MAX_ROBOTS_REMEMBERED = 4096  # per-robot frame history is an LRU: random robot_ids cannot grow memory forever
+MAX_ROBOTS_REMEMBERED = 4096  # per-robot frame history ids (and bytes, see FrameHistory): random ids cannot grow it
 
 
 @runtime_checkable
@@ -72,6 +78,12 @@ class ServerConfig:
     deadline_ms: float = 1000.0
     max_message_bytes: int = 8 * 2**20
     max_image_side: int = 2048
+    max_connections: int = 64
+    # A reply that cannot be written within this long (the client stopped reading and every buffer on the way is
+    # full) closes the connection: otherwise its handler, its queued frames and its history stay forever.
+    send_timeout_ms: float = 5000.0
+    history_mb: float = 128.0  # per-robot previous frames, stored at the model's input size
+    history_idle_s: float = 60.0  # a robot's history expires after this long without a request
 
     def validate(self) -> None:
         if not is_loopback(self.host) and not self.token:
@@ -82,6 +94,8 @@ class ServerConfig:
             )
         if self.deadline_ms <= 0 or self.max_message_bytes < 1024:
             raise ValueError("deadline_ms must be > 0 and max_message_bytes >= 1024")
+        if self.max_connections < 1 or self.send_timeout_ms <= 0 or self.history_mb < 0 or self.history_idle_s <= 0:
+            raise ValueError("max_connections must be >= 1, send_timeout_ms > 0, history_mb >= 0, history_idle_s > 0")
 
 
 def is_loopback(host: str) -> bool:
@@ -101,8 +115,22 @@ class PolicyServer:
         self.config = config or ServerConfig()
         self.config.validate()
         self.policy = policy
-        self.meta = build_metadata(policy.metadata(), asdict(self.config), rt2_version=__version__)
+        policy_meta = policy.metadata()
+        limits = dict(policy_meta.get("input_limits") or {})
+        self.min_side = int(limits.get("min_image_side") or MIN_IMAGE_SIDE)
+        self.meta = build_metadata(policy_meta, asdict(self.config), rt2_version=__version__)
+        self.meta["limits"].update({"min_image_side": self.min_side, "max_prompt_len": limits.get("max_prompt_tokens")})
         self.n_frames = int(self.meta["n_frames"])
+        # Only a size the policy states: resizing to build_metadata's 224x224 fallback would change what it sees.
+        size = policy_meta.get("image_size")
+        self.history = FrameHistory(
+            self.n_frames,
+            None if size is None else tuple(self.meta["image_size"]),
+            max_bytes=int(self.config.history_mb * 2**20),
+            max_robots=MAX_ROBOTS_REMEMBERED,
+            idle_s=self.config.history_idle_s,
+        )
+        self._check_instruction = getattr(policy, "check_instruction", None)
         self.metrics = Metrics()
         self.batcher = MicroBatcher(
             self._infer,
@@ -113,7 +141,6 @@ class PolicyServer:
             expect_more=lambda: self.connections - self.inflight,
         )
         self._meta_frame = wire.packb(self.meta)
-        self._history: OrderedDict[str, np.ndarray] = OrderedDict()
         self._conn_ids = itertools.count()
         self._ws: Server | None = None
         self.connections = 0
@@ -124,6 +151,9 @@ class PolicyServer:
         self.metrics.gauge("rt2_queue_depth", "Requests waiting for a batch.", lambda: self.batcher.depth)
         self.metrics.gauge("rt2_connections", "Open websocket connections.", lambda: self.connections)
         self.metrics.gauge("rt2_ready", "1 when the model is loaded and warm.", lambda: float(self._is_ready()))
+        self.metrics.gauge("rt2_history_robots", "Robots with a remembered previous frame.", lambda: len(self.history))
+        self.metrics.gauge("rt2_history_bytes", "Bytes of remembered previous frames.", lambda: self.history.nbytes)
+        self.metrics.gauge("rt2_history_evicted", "Histories dropped for space (LRU).", lambda: self.history.evicted)
 
     # ---- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -137,6 +167,7 @@ class PolicyServer:
             max_size=self.config.max_message_bytes,
             compression=None,  # images do not deflate; compression only costs CPU (openpi's client disables it)
             max_queue=4,  # frames buffered per connection while its handler is busy
+            write_limit=64 * 1024,  # replies buffered per connection before send() waits (see send_timeout_ms)
             ping_interval=20,
             ping_timeout=20,
         )
@@ -206,6 +237,12 @@ class PolicyServer:
             return resp
         if self.draining:
             return conn.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "server is shutting down\n")
+        if self.connections >= self.config.max_connections:
+            self.metrics.count("refused_connection")
+            return conn.respond(
+                http.HTTPStatus.SERVICE_UNAVAILABLE,
+                f"too many connections ({self.config.max_connections}, --max-connections); retry later\n",
+            )
         return None  # proceed with the websocket handshake (any other path)
 
     # ---- websocket ----------------------------------------------------------------------------------------
@@ -213,14 +250,34 @@ class PolicyServer:
         conn_key = f"conn-{next(self._conn_ids)}"
         self.connections += 1
         try:
-            await ws.send(self._meta_frame)
+            if self.connections > self.config.max_connections:  # handshakes that raced past _process_request
+                self.metrics.count("refused_connection")
+                await ws.close(1013, f"too many connections ({self.config.max_connections}); retry later")
+                return
+            await self._send(ws, self._meta_frame)
             async for message in ws:
-                await ws.send(self._encode(await self._serve_one(message, conn_key)))
+                await self._send(ws, self._encode(await self._serve_one(message, conn_key)))
         except ConnectionClosed:
             pass  # client went away (possibly mid-request): nothing to answer
+        except TimeoutError:
+            pass  # _send closed a connection that stopped reading
         finally:
             self.connections -= 1
-            self._history.pop(conn_key, None)
+            self.history.forget_owner(conn_key)
+
+    async def _send(self, ws: ServerConnection, data: bytes) -> None:
+        """Send, or abort a connection whose buffers stay full for ``send_timeout_ms`` (it stopped reading)."""
+        try:
+            await asyncio.wait_for(ws.send(data), self.config.send_timeout_ms / 1000.0)
+        except asyncio.TimeoutError:
+            log.warning(
+                "closing a connection from %s: it read no reply for %g ms",
+                ws.remote_address,
+                self.config.send_timeout_ms,
+            )
+            self.metrics.count("slow_client_closed")
+            ws.transport.abort()  # a close frame could not get through the full buffer either
+            raise TimeoutError from None
 
     async def _serve_one(self, message: str | bytes, conn_key: str) -> dict:
         t0 = time.monotonic()
@@ -233,10 +290,17 @@ class PolicyServer:
             except wire.WireError as e:
                 raise RequestError(BAD_REQUEST, str(e)) from None
             timestamp = _echo_timestamp(obj)
-            req = parse_request(obj, n_frames=self.n_frames, max_side=self.config.max_image_side)
+            req = parse_request(
+                obj, n_frames=self.n_frames, max_side=self.config.max_image_side, min_side=self.min_side
+            )
+            if self._check_instruction is not None:
+                try:
+                    self._check_instruction(req.instruction)  # e.g. the prompt's tokens must fit the model
+                except ValueError as e:
+                    raise RequestError(BAD_REQUEST, str(e)) from None
             if self.draining:
                 raise RequestError(OVERLOADED, "server is shutting down")
-            frames = self._with_history(req.robot_id or conn_key, req.frames, req.reset)
+            frames = self.history.complete(req.robot_id or conn_key, req.frames, req.reset, owner=conn_key)
             deadline = t0 + self.config.deadline_ms / 1000.0
             self.inflight += 1
             try:
@@ -283,25 +347,6 @@ class PolicyServer:
                     "timestamp": reply.get("timestamp"),
                 }
             )
-
-    def _with_history(self, key: str, frames: tuple[np.ndarray, ...], reset: bool) -> tuple[np.ndarray, ...]:
-        """Complete ``frames`` to ``n_frames`` (oldest first) with this robot's previous frames."""
-        if reset:
-            self._history.pop(key, None)
-        if self.n_frames > 1:
-            prev = self._history.get(key)
-            if prev is not None and prev[0].shape != frames[-1].shape:
-                prev = None  # camera resolution changed: old frames cannot be stacked with new ones
-            # Trap: with no history (first step, after reset) repeat the oldest frame, the same padding the
-            # training data uses for an episode's first step; never a black frame.
-            pool = (tuple(prev) if prev is not None else ()) + frames
-            pool = (pool[0],) * max(0, self.n_frames - len(pool)) + pool
-            frames = pool[-self.n_frames :]
-            self._history[key] = np.stack(frames[1:])
-            self._history.move_to_end(key)
-            while len(self._history) > MAX_ROBOTS_REMEMBERED:
-                self._history.popitem(last=False)
-        return frames
 
     def _infer(self, frames: list, instructions: list[str]) -> tuple[np.ndarray, list[str]]:
         return self.policy.predict_action_batch(frames, instructions)

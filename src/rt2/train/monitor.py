@@ -6,6 +6,9 @@ metrics over the processes that reported them (per-source losses differ per proc
 
     {"step": 10, "loss": 2.31, "loss/robot": 2.0, "loss/web": 2.6, "action_token_acc": 0.4, "lr": 0.001,
      "grad_norm": 1.2, "samples_per_s": 38.5, "nonfinite_steps": 0}
+
+On start the file is cut back to the run's starting step (:func:`truncate_metrics`), so after ``--resume``
+every logged step appears exactly once.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 from rt2.data.progress import eta_progress
@@ -30,7 +34,9 @@ class RunLogger:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(trainer.run_dir / "tb"))
-            self.jsonl = open(trainer.run_dir / "metrics.jsonl", "a")  # noqa: SIM115
+            path = trainer.run_dir / "metrics.jsonl"
+            truncate_metrics(path, trainer.step)
+            self.jsonl = open(path, "a")  # noqa: SIM115
 
     def write(self, window: list[dict]) -> None:
         from accelerate.utils import gather_object
@@ -64,6 +70,33 @@ class RunLogger:
             self.writer.close()
         if self.jsonl is not None:
             self.jsonl.close()
+
+
+def truncate_metrics(path: Path, step: int) -> int:
+    """Keep only the rows of ``path`` up to ``step`` (the checkpoint a run resumes from; 0 for a fresh start).
+
+    Why: a run killed after its last checkpoint has already logged the steps it will run again after
+    ``--resume``; without this they appear twice (issue 17: 154 rows for 150 steps). A torn last line from the
+    kill is dropped too. Atomic (temp file, then rename). Returns how many rows were dropped.
+    """
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+            keep = isinstance(row, dict) and int(row["step"]) <= step
+        except (ValueError, KeyError, TypeError):
+            keep = False
+        if keep:
+            kept.append(line)
+        else:
+            dropped += 1
+    if dropped:
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        tmp.replace(path)
+    return dropped
 
 
 @contextlib.contextmanager
