@@ -17,7 +17,7 @@ scalar column, a shape-(n,) feature a ``fixed_size_list<n>``, an ``image`` featu
 ``struct{bytes: binary (PNG), path: string}``; the ``datasets.Features`` JSON is in the schema metadata under
 ``huggingface`` so ``datasets.Dataset.from_parquet`` decodes images without being told.
 
-The writer (``rt2.data.lerobot_writer``) and the reader (``rt2.data.lerobot_reader``) share this module, so what
+The writer (``rt2.data.lerobot.writer``) and the reader (``rt2.data.lerobot.reader``) share this module, so what
 one writes is exactly what the other checks; ``rt2.data.lerobot`` is the public import path for all of it.
 """
 

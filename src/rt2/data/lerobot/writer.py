@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rt2.data.lerobot_episode import Episode, PreparedEpisode, prepare_episode
-from rt2.data.lerobot_format import (
+from rt2.data.lerobot.episode import Episode, PreparedEpisode, prepare_episode
+from rt2.data.lerobot.format import (
     CODEBASE_VERSION,
     CORE_EPISODE_COLUMNS,
     DATA_PATH,
@@ -35,7 +35,7 @@ from rt2.data.lerobot_format import (
     hf_feature,
     validate_features,
 )
-from rt2.data.lerobot_stats import image_stats_from_histogram, numeric_stats
+from rt2.data.lerobot.stats import image_stats_from_histogram, numeric_stats
 
 
 class LeRobotWriter:

@@ -12,8 +12,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rt2.data.lerobot_format import PNG_COMPRESSION
-from rt2.data.lerobot_stats import episode_image_stats
+from rt2.data.lerobot.format import PNG_COMPRESSION
+from rt2.data.lerobot.stats import episode_image_stats
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The validating LeRobot v3.0 reader: checks a dataset on open, naming the file and field of any defect.
 
 Reads datasets with image (not video) features, whoever wrote them (``rt2 collect`` or LeRobot itself);
-``meta/`` is read and checked by ``rt2.data.lerobot_format``, the data files here.
+``meta/`` is read and checked by ``rt2.data.lerobot.format``, the data files here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pyarrow as pa
 
-from rt2.data.lerobot_format import (
+from rt2.data.lerobot.format import (
     DatasetFormatError,
     format_error,
     read_episodes,
