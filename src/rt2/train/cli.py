@@ -22,7 +22,7 @@ Bring your own data (see ``rt2.train.sources`` for how the mixture weights combi
         --image-key observation.images.wrist --action-key action --frames 2 --web-data data/my_vqa:1
     rt2 pretrain --out runs/pt --web-data data/my_vqa:2 --web-data data/captions   # + the built-in corpus
 
-``--data`` is any LeRobot v3.0 dataset with image features (``rt2.data.robot_columns``: float actions are
+``--data`` is any LeRobot v3.0 dataset with image or video features (``rt2.data.robot_columns``: float actions are
 binned over q01..q99, the NormStats go into the checkpoint); ``--web-data`` is a ``data.jsonl`` folder
 (``rt2.data.vqa_files``).
 

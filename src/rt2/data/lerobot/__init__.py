@@ -7,6 +7,7 @@ The public import path; the code lives in one module per concept:
     rt2.data.lerobot.episode   Episode, PreparedEpisode and prepare_episode (validate + PNG-encode)
     rt2.data.lerobot.writer    LeRobotWriter and write_dataset
     rt2.data.lerobot.reader    LeRobotDatasetReader
+    rt2.data.lerobot.video     video features: VideoOptions, mp4 encode / frame-exact decode (PyAV, optional)
 
 Where we differ from LeRobot, on purpose: dataset-level stats of numeric features are exact over all frames
 (LeRobot count-weights per-episode quantiles), and image stats come from exact per-channel histograms of the
@@ -44,12 +45,15 @@ from rt2.data.lerobot.stats import episode_image_stats as episode_image_stats
 from rt2.data.lerobot.stats import image_stats_from_histogram as image_stats_from_histogram
 from rt2.data.lerobot.stats import numeric_stats as numeric_stats
 from rt2.data.lerobot.stats import sample_indices as sample_indices
+from rt2.data.lerobot.video import VideoDecodeError, VideoOptions
 from rt2.data.lerobot.writer import LeRobotWriter, write_dataset
 
 __all__ = [
     "CODEBASE_VERSION",
     "DEFAULT_FEATURES",
     "QUANTILE_KEYS",
+    "VideoDecodeError",
+    "VideoOptions",
     "DatasetFormatError",
     "Episode",
     "LeRobotDatasetReader",
