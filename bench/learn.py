@@ -11,7 +11,7 @@ What runs (all real rt2 modules):
    ``TabletopEnv`` on ``--families``, successful ones kept, as :class:`rt2.data.robot.RobotEpisode`; the block
    positions of every frame are kept too, for in-domain pointing.
 2. Pointing (the grounding lever, reference/bc-feasibility.md): ``"where is the red moon?" -> "3 -7"`` on the
-   same frames, in the pointing grid of ``rt2.data.web_scene`` (the action integers -10..10), half the time about
+   same frames, in the pointing grid of ``rt2.data.web.scene`` (the action integers -10..10), half the time about
    a block the frame's instruction names; ``"where is the robot?"`` comes from ``RobotAux`` (``aux_effector``).
 3. Pretraining (reported separately): pointing only, ``--pretrain-minutes`` CPU minutes. ``finetune`` and
    ``cofinetune`` start from the same pretrained weights; ``scratch`` from a fresh init with the same seed.
@@ -147,7 +147,7 @@ class BlockPointing:
 
     def __getitem__(self, index: int):
         from rt2.data.prompts import Example, vqa_prompt
-        from rt2.data.web_scene import grid_text
+        from rt2.data.web.scene import grid_text
         from rt2.sim.tasks import board_unit
 
         rng = np.random.default_rng([self.seed, 3, int(index) % self.size])

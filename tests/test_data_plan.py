@@ -17,7 +17,7 @@ from rt2.data.plan import (
     slot_errors,
 )
 from rt2.data.robot import RobotActions, RobotAux, RobotDataConfig, RobotEpisode
-from rt2.data.web_scene import board_to_grid
+from rt2.data.web.scene import board_to_grid
 from rt2.sim.tasks import TaskSpec, board_from_unit, board_unit
 
 

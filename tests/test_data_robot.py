@@ -7,8 +7,8 @@ import pytest
 
 from rt2.data.prompts import action_prompt, split_cot_target
 from rt2.data.robot import AUX_TASKS, RobotActions, RobotAux, RobotDataConfig, RobotEpisode, load_episodes
-from rt2.data.web_concepts import find_web_only
-from rt2.data.web_scene import board_to_grid, parse_grid
+from rt2.data.web.concepts import find_web_only
+from rt2.data.web.scene import board_to_grid, parse_grid
 from rt2.sim import LT_FAMILIES, ScriptedOracle, TabletopEnv, enumerate_instructions, sample_scene, sample_task
 from rt2.sim.scene import SceneConfig
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from rt2.actions import ActionSpace, ActionTokenizer
-from rt2.data import web_lang
 from rt2.data.web import (
     WEB_ONLY_CONCEPTS,
     WebCorpus,
@@ -17,8 +16,9 @@ from rt2.data.web import (
     find_web_only,
     score_answer,
 )
-from rt2.data.web_scene import board_to_grid, grid_to_board, parse_grid, sample_web_scene
-from rt2.data.web_tasks import TASK_TYPES, TASKS, objects
+from rt2.data.web import lang as web_lang
+from rt2.data.web.scene import board_to_grid, grid_to_board, parse_grid, sample_web_scene
+from rt2.data.web.tasks import TASK_TYPES, TASKS, objects
 from rt2.sim import board
 
 N_ITEMS = 600  # ~2 s: every task type appears ~25 times under the uniform preset

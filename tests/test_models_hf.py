@@ -113,6 +113,31 @@ def test_generation_batch_is_left_padded_and_cache_is_bounded(backbones, family)
         bb.step(logits.argmax(-1), cache)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_decode_path_has_no_transformers_deprecations(backbones, family):
+    """prefill + step pass the cache the current way: transformers neither warns (FutureWarning) nor logs its
+    "`past_key_values` ... deprecated" line, which it logs once per process, so the once-cache is cleared."""
+    import logging
+    import warnings
+
+    bb = backbones[family]
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    hf_log = logging.getLogger("transformers")
+    logging.Logger.warning_once.cache_clear()  # transformers' warning_once is an lru_cache on Logger
+    hf_log.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            logits, cache = bb.prefill(bb.prepare(frames(), PROMPTS), max_new_tokens=2)
+            bb.step(logits.argmax(-1), cache)
+    finally:
+        hf_log.removeHandler(handler)
+    said = [str(w.message) for w in caught] + [r.getMessage() for r in records]
+    assert not [m for m in said if "deprecat" in m.lower()], said
+
+
 def test_lora_trains_only_adapters_and_round_trips(ckpt_dirs, tmp_path):
     torch.manual_seed(0)
     bb = build_backbone("hf", path=str(ckpt_dirs["paligemma"]), lora_rank=4, freeze_vision=True)

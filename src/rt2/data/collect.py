@@ -4,12 +4,13 @@
     rt2 collect --episodes 200 --noise 0,1 --out lt_oracle    # ~13 s, 7.2 MB (2 shared cores, load ~6)
     rt2 collect --episodes 2000 --workers 2 --noise 0,1 --out lt_oracle_2k
     rt2 collect --episodes 500 --families all --scene emergent --language fr --out emergent_fr
+    rt2 collect --episodes 20 --video --out demo_video         # camera as mp4 (LeRobot's default), needs rt2[video]
 
 What each frame (row) holds, t = 0..T-1:
 
 | column | type | meaning |
 |---|---|---|
-| observation.images.top | image uint8[H, W, 3] | the camera frame before action t (previous frame = previous row) |
+| observation.images.top | image uint8[H, W, 3] | the camera frame before action t (previous frame = previous row); with ``--video`` a video feature (mp4 under ``videos/``, not a column) |
 | observation.state | float32[4] | effector x, y (measured) and target x, y (commanded setpoint), metres |
 | observation.environment_state | float32[6] | effector, pushed block and goal x, y scaled to [-1, 1] over the board (``rt2.sim.tasks.grounding_state``): the auxiliary grounding target |
 | action | float32[2] | the delta actually sent to the env, metres (= action.executed_int * 0.01) |
@@ -49,7 +50,8 @@ from typing import Any
 import numpy as np
 
 from rt2.data.lerobot import Episode as LeRobotEpisode
-from rt2.data.lerobot import LeRobotWriter, PreparedEpisode, prepare_episode
+from rt2.data.lerobot import LeRobotWriter, PreparedEpisode, VideoOptions, prepare_episode
+from rt2.data.lerobot.video import CODECS
 from rt2.data.progress import eta_progress
 from rt2.data.robot_columns import GROUNDING_KEY
 from rt2.sim import FAMILIES, LANGUAGES, LT_FAMILIES, SCENE_PRESETS, SPLITS, TaskSpec
@@ -74,6 +76,7 @@ class CollectConfig:
     language: str = "en"
     split: str = "train"
     max_steps: int = 200
+    video: str | None = None  # None: PNG images in the parquet; a codec name (rt2.data.lerobot.video.CODECS): mp4
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -95,6 +98,8 @@ class CollectConfig:
             raise ValueError(f"--language must be one of {LANGUAGES} and --split one of {SPLITS}")
         if self.max_steps < 1:
             raise ValueError(f"--max-steps must be >= 1, got {self.max_steps}")
+        if self.video is not None:
+            VideoOptions(self.video)  # ValueError naming the valid codecs
 
     def quotas(self) -> dict[str, int]:
         """Episodes per family: an even split, the first families taking the remainder."""
@@ -102,10 +107,11 @@ class CollectConfig:
         return {f: q + (i < r) for i, f in enumerate(self.families)}
 
 
-def features(image_size: tuple[int, int]) -> dict[str, dict[str, Any]]:
+def features(image_size: tuple[int, int], video: bool = False) -> dict[str, dict[str, Any]]:
+    """The dataset's features; ``video``: the camera as a video feature (LeRobot's default) instead of PNGs."""
     xy = ["x", "y"]
     return {
-        "observation.images.top": {"dtype": "image", "shape": [*image_size, 3]},
+        "observation.images.top": {"dtype": "video" if video else "image", "shape": [*image_size, 3]},
         "observation.state": {
             "dtype": "float32",
             "shape": [4],
@@ -167,7 +173,8 @@ def _init_worker(config: CollectConfig) -> None:
         language=config.language,
         split=config.split,
     )
-    _WORKER.update(config=config, env=TabletopEnv(env_cfg), features=features(config.image_size))
+    feats = features(config.image_size, config.video is not None)
+    _WORKER.update(config=config, env=TabletopEnv(env_cfg), features=feats)
 
 
 def _rollout(job: tuple[str, int]) -> Attempt:
@@ -292,12 +299,13 @@ def collect(
         ) as bar,
         LeRobotWriter(
             out,
-            features(config.image_size),
+            features(config.image_size, config.video is not None),
             fps=FPS,
             robot_type=ROBOT_TYPE,
             overwrite=overwrite,
             data_files_size_in_mb=data_files_size_in_mb,
             extra_meta=extra,
+            video=VideoOptions(config.video) if config.video is not None else None,
         ) as writer,  # fmt: skip
     ):
         bar_task = bar.add_task("collect", total=config.episodes, note="")
@@ -368,6 +376,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=200, help="episode step cap (10 Hz)")
     parser.add_argument("--workers", type=int, default=1, help="rollout processes (result is identical for any value)")
     parser.add_argument("--file-size-mb", type=float, default=100, help="start a new data parquet file past this size")
+    parser.add_argument(
+        "--video",
+        nargs="?",
+        const="h264",
+        choices=sorted(CODECS),
+        help="store the camera as video (mp4 under videos/, LeRobot's default) instead of PNGs in the parquet; "
+        "h264 (default): near-lossless (max pixel error 2/255); libsvtav1: LeRobot's codec, 4:2:0 (blurs small "
+        'blocks\' colour edges). Needs PyAV: pip install "rt2[video]"',
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -382,11 +399,11 @@ def run(args: argparse.Namespace) -> int:
         config = CollectConfig(
             episodes=args.episodes, families=tuple(args.families), seed=args.seed, image_size=args.image_size,
             noise=tuple(args.noise), only_success=not args.keep_failures, scene=args.scene, language=args.language,
-            split=args.split, max_steps=args.max_steps,
+            split=args.split, max_steps=args.max_steps, video=args.video,
         )  # fmt: skip
         s = collect(config, args.out, workers=args.workers, overwrite=args.overwrite, progress=not args.no_progress,
                     data_files_size_in_mb=args.file_size_mb)  # fmt: skip
-    except (ValueError, FileExistsError) as e:
+    except (ValueError, FileExistsError, ImportError) as e:
         print(f"rt2 collect: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -6,7 +6,7 @@ its point on the pointing grid, then the action::
 
 Why this shape (reference/point-then-act.md): given exact points, a decoder of ``pali-nano``'s size learns the
 control law in minutes and closes the loop at 92 %; the hard part is naming and locating the right block, which is
-the skill web pointing trains ("where is the red moon?" -> ``1 4``, the same grid, ``rt2.data.web_scene``). Each
+the skill web pointing trains ("where is the red moon?" -> ``1 4``, the same grid, ``rt2.data.web.scene``). Each
 point comes right after the name of what it points at, as in a pointing answer: a first prototype that wrote the
 goal as ``to gx gy`` bound points to the wrong slot (x of one block, y of another).
 
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rt2.data.web_scene import GRID_MAX, board_to_grid
+from rt2.data.web.scene import GRID_MAX, board_to_grid
 from rt2.sim.tasks import TaskSpec, board_from_unit
 
 SLOTS: tuple[str, ...] = ("robot", "block", "goal")

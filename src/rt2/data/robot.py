@@ -29,9 +29,9 @@ writes both); its grounding row is (effector, block, block), the slots an action
 block, goal), so pointing trains the same grounding head the action rows use.
 
 "no" comes from the first half of a successful episode (not yet done) or the last frame of a failed one.
-Pointing uses the same grid as the web corpus (``rt2.data.web_scene``), so "where is the robot?" means the same
+Pointing uses the same grid as the web corpus (``rt2.data.web.scene``), so "where is the robot?" means the same
 thing in both. The robot side never teaches a web-only concept: episodes whose instruction or plan contains one
-(``rt2.data.web_concepts.find_web_only``) are skipped (``on_web_only="skip"``, counted in ``skipped``) or
+(``rt2.data.web.concepts.find_web_only``) are skipped (``on_web_only="skip"``, counted in ``skipped``) or
 rejected (``"error"``). Augmentation (crop, colour jitter) is not done here: the trainer passes these raw frames
 through ``rt2.data.transforms.ImageTransform(augment=True)``, the same code path as inference.
 
@@ -55,8 +55,8 @@ import numpy as np
 from rt2.actions import ActionSpace, ActionTokenizer
 from rt2.data.plan import format_plan, noisy_points, plan_labels, plan_points
 from rt2.data.prompts import Example, vqa_prompt
-from rt2.data.web_concepts import find_web_only
-from rt2.data.web_scene import grid_text
+from rt2.data.web.concepts import find_web_only
+from rt2.data.web.scene import grid_text
 from rt2.sim import board
 from rt2.sim.scene import Block, Scene
 from rt2.sim.tasks import TaskSpec, board_from_unit

@@ -156,8 +156,8 @@ def _resolve_images(ds: Any, cols: RobotColumns, tabletop: bool) -> tuple[str, .
 
 def _resolve_action(ds: Any, cols: RobotColumns, tabletop: bool, label_key: str) -> str:
     key = cols.action_key or (label_key if tabletop else "action")
-    numeric = sorted(k for k, ft in ds.features.items() if ft["dtype"] != "image")
-    if key not in ds.features or ds.features[key]["dtype"] == "image":
+    numeric = sorted(k for k, ft in ds.features.items() if ft["dtype"] not in ("image", "video"))
+    if key not in ds.features or key not in numeric:
         raise ValueError(
             f"{ds.root}/meta/info.json has no numeric feature {key!r} to use as the action; choose one with "
             f"--action-key KEY (numeric features: {numeric})"
@@ -247,7 +247,8 @@ def open_robot_dataset(path: str | os.PathLike[str], columns: RobotColumns | Non
         r = ds.episode_range(e)
         cuts = [r.start, *(r.start + 1 + np.flatnonzero(np.diff(task_index[r.start : r.stop]))), r.stop]
         for a, b in zip(cuts[:-1], cuts[1:], strict=True):
-            cams = [np.stack([ds.image(k, i) for i in range(a, b)]) for k in image_keys]
+            # episode_frames decodes a video feature's episode once (one seek, one pass), PNGs frame by frame.
+            cams = [ds.episode_frames(k, e)[a - r.start : b - r.start] for k in image_keys]
             eff = np.asarray(ds.column(state_key)[a:b], dtype=np.float64)[:, :2] if state_key else None
             ground = np.asarray(ds.column(GROUNDING_KEY)[a:b], dtype=np.float32) if has_ground else None
             episodes.append(
@@ -263,6 +264,7 @@ def open_robot_dataset(path: str | os.PathLike[str], columns: RobotColumns | Non
                     grounding=ground,
                 )
             )
+    ds.close()
     info["episodes"] = len(episodes)  # > episodes_in_dataset when tasks change inside an episode
     resolved = RobotColumns(image_keys, action_key, state_key, cols.n_bins, cols.norm)
     return RobotData(episodes, tok, resolved, stats_key, tabletop, info)

@@ -241,7 +241,7 @@ def _score_grounded_plan(row: dict, plan: str, state: SimState) -> None:
 
 def _draw_plan(frame: np.ndarray, plan: str, video_size: tuple[int, int]) -> None:
     from rt2.data.plan import parse_plan
-    from rt2.data.web_scene import grid_to_board
+    from rt2.data.web.scene import grid_to_board
     from rt2.sim.render import draw_points
 
     parsed = parse_plan(plan)

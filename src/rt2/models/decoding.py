@@ -106,7 +106,7 @@ class Decoder:
         if self._slot_table is not None:
             return self._slot_table
         from rt2.data.plan import SEPARATOR
-        from rt2.data.web_scene import GRID_MAX
+        from rt2.data.web.scene import GRID_MAX
 
         tok = self.backbone.tokenizer
         head = list(tok.encode("plan", add_special_tokens=False))

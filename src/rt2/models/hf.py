@@ -16,6 +16,8 @@ Design (see ``rt2.models.hf_families`` for the per-family traps):
 * ``forward`` = teacher-forced full-vocabulary logits (PaliGemma gets ``token_type_ids`` -> prefix-LM mask).
 * ``prefill`` runs the multimodal model once; ``step`` calls only the text decoder with the returned
   ``DynamicCache`` (tuple caches are gone in transformers 5.x) and scores only ``logits_ids`` rows of the head.
+  Trap: the cache is ``cache=`` in and ``.cache`` out. Since 5.2x ``past_key_values`` is a deprecated alias
+  (a warning on every predict, removed in 5.40); the ``hf`` extra pins the tested transformers.
 * LoRA via peft (:meth:`HFBackbone.enable_lora`). Default scope is the language model only: the names
   ``q_proj``/``v_proj`` also match SigLIP's attention, so a bare ``["q_proj", "v_proj"]`` would adapt the
   vision tower too (``lora_scope="all"`` opts into that).
@@ -410,7 +412,7 @@ class HFBackbone(Backbone):
         logits = self._head(out.last_hidden_state[:, -1], logits_ids)
         mask = inputs["attention_mask"]
         cache = HFCache(
-            kv=out.past_key_values,
+            kv=out.cache,
             attention_mask=mask,
             next_pos=self.fam.next_positions(kw["position_ids"]),
             padded=bool((mask == 0).any()),
@@ -435,11 +437,11 @@ class HFBackbone(Backbone):
             # No padding -> no mask: a single query attends to the whole cache (skips mask building per step).
             attention_mask=mask if cache.padded else None,
             position_ids=self.fam.step_position_ids(cache.next_pos),
-            past_key_values=cache.kv,
+            cache=cache.kv,
             use_cache=True,
         )
         logits = self._head(out.last_hidden_state[:, -1], logits_ids)
-        new = HFCache(out.past_key_values, mask, cache.next_pos + 1, cache.padded, cache.remaining - 1)
+        new = HFCache(out.cache, mask, cache.next_pos + 1, cache.padded, cache.remaining - 1)
         return logits, new
 
     # ---- action vocabulary ----------------------------------------------------------------------------------

@@ -16,13 +16,20 @@ formats, then writes ``OUT/final/`` (a ``VLA.save_pretrained`` / ``Policy.from_p
     rt2 train --regime scratch    --data data/lt --out runs/scratch
     rt2 train ... --resume                                           # continue OUT bit-exactly
 
+A local Hugging Face checkpoint folder (PaliGemma, SmolVLM/Idefics3, Qwen2-VL, LLaVA; ``pip install "rt2[hf]"``)
+is the starting VLM in place of ``--init``; the family comes from its config.json (``--model hf-paligemma`` also
+works and checks it)::
+
+    rt2 train --regime cofinetune --model hf --model-path ~/models/paligemma2-3b --data data/lt --out runs/pg \
+        --lora-rank 16 --freeze-vision
+
 Bring your own data (see ``rt2.train.sources`` for how the mixture weights combine)::
 
     rt2 train --regime cofinetune --init runs/pretrain --data data/my_arm --out runs/arm \
         --image-key observation.images.wrist --action-key action --frames 2 --web-data data/my_vqa:1
     rt2 pretrain --out runs/pt --web-data data/my_vqa:2 --web-data data/captions   # + the built-in corpus
 
-``--data`` is any LeRobot v3.0 dataset with image features (``rt2.data.robot_columns``: float actions are
+``--data`` is any LeRobot v3.0 dataset with image or video features (``rt2.data.robot_columns``: float actions are
 binned over q01..q99, the NormStats go into the checkpoint); ``--web-data`` is a ``data.jsonl`` folder
 (``rt2.data.vqa_files``).
 
@@ -162,15 +169,78 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         add_train_arguments(parser)
 
 
+def _check_hf_model(regime: str, cfg, init: Path | None) -> bool:
+    """True when the run starts from a local Hugging Face folder (``--model hf[-family] --model-path DIR``);
+    raises one clear line for the combinations that cannot mean anything."""
+    hf_folder = cfg.model.startswith("hf") and not cfg.model.endswith("-tiny")
+    if cfg.model_path:
+        if not cfg.model.startswith("hf"):
+            raise ValueError(
+                f"--model-path is a Hugging Face checkpoint folder; use it with --model hf (family read from its "
+                f"config.json) or --model hf-paligemma / hf-idefics3 / hf-qwen2-vl / hf-llava, not --model {cfg.model}"
+            )
+        if not hf_folder:
+            raise ValueError(
+                f"--model {cfg.model} is a random tiny model built in memory; drop --model-path, or use --model hf "
+                "to load the folder"
+            )
+        if init is not None:
+            raise ValueError(
+                "--init and --model-path both name the model to start from; give one: --init RUN (an rt2 run) or "
+                "--model-path DIR (a Hugging Face checkpoint folder)"
+            )
+        if regime == "scratch":
+            raise ValueError(
+                "--regime scratch trains from random weights, but --model-path is a pretrained checkpoint; use "
+                "--regime finetune or cofinetune with it"
+            )
+        return True
+    if hf_folder and init is None:
+        raise ValueError(
+            f"--model {cfg.model} loads a local checkpoint folder: add --model-path DIR (a folder with config.json, "
+            "weights and tokenizer, e.g. from `hf download google/paligemma2-3b-pt-224 --local-dir DIR`)"
+        )
+    return False
+
+
+def _hf_model(cfg, n_frames: int, atok, key: str | None, corpus):
+    """A VLA on the HF checkpoint at ``cfg.model_path``. Action integers are the tokenizer's own number tokens when
+    every one is a single token (``numeric``, RT-2 / PaLI-X style); otherwise (Gemma splits digits) the least used
+    tokens of ``corpus()`` -- the training text -- are taken over (``least_used``, PaLM-E style)."""
+    from rt2.actions import ActionTokenizer, ActionVocab
+    from rt2.models import VLA
+    from rt2.models.registry import build_backbone
+
+    path = Path(cfg.model_path).expanduser()
+    bb = build_backbone(cfg.model, None, path=str(path), n_frames=n_frames)
+    tok = atok if isinstance(atok, ActionTokenizer) else ActionTokenizer(atok)
+    try:
+        ActionVocab.numeric(bb.tokenizer, tok)
+        vocab, texts = "numeric", None
+    except ValueError:
+        vocab, texts = "least_used", corpus()
+    return VLA.build(bb, None, action_space=tok, norm_stats_key=key, vocab=vocab, corpus=texts), str(path)
+
+
 def _build_model(regime: str, args: argparse.Namespace, cfg, robot):
-    """(vla, --init path or None, [(JsonlVQA, weight)]). ``robot``: the RobotData (None for pretrain), whose
-    ActionTokenizer the model writes actions with; the web folders are opened once the frame count is known."""
+    """(vla, --init / --model-path or None, [(JsonlVQA, weight)]). ``robot``: the RobotData (None for pretrain),
+    whose ActionTokenizer the model writes actions with; the web folders are opened once the frame count is known."""
     from rt2.data.prompts import action_prompt
     from rt2.models import VLA, TextTokenizer
     from rt2.train.sources import adapt_action_codec, build_fresh_model, open_web_data, resolve_init, tokenizer_corpus
 
     atok = robot.tokenizer if robot is not None else "language_table"
     key = robot.norm_stats_key if robot is not None else None
+    if _check_hf_model(regime, cfg, args.init):
+        web = open_web_data(args.web_data, args.frames)
+
+        def corpus() -> list[str]:  # the text the model trains on, for the least_used action vocab
+            extra = [t for vqa, _ in web for t in vqa.texts()]
+            extra += [action_prompt(t) for t in (robot.texts() if robot is not None else [])]
+            return tokenizer_corpus(args.tokenizer_corpus, seed=cfg.seed) + extra
+
+        vla, path = _hf_model(cfg, args.frames, atok, key, corpus)
+        return vla.train(), path, web
     if regime in ("pretrain", "scratch"):
         if args.init is not None:
             raise ValueError(f"--regime {regime} starts from random weights; drop --init (or use finetune/cofinetune)")
@@ -244,7 +314,7 @@ def _train(regime: str, args: argparse.Namespace) -> int:
         _set_grounding(vla, cfg.grounding_weight, robot)
     if regime != "pretrain":  # the answer format travels with the checkpoint: Policy decodes what was trained
         vla.config = dataclasses.replace(vla.config, action_format=cfg.action_format)
-    if init is not None:  # the architecture comes from --init; record it so config.json tells the truth
+    if init is not None and not cfg.model_path:  # the architecture comes from --init; config.json tells the truth
         cfg = dataclasses.replace(cfg, model=vla.config.backbone)
     bb = vla.backbone
     sources, weights, info = build_sources(

@@ -34,7 +34,16 @@ def _f(default, help_text: str):
 class TrainConfig:
     """Every knob of a training run. Frozen: derive variants with :func:`apply_overrides` / ``replace``."""
 
-    model: str = _f("pali-nano", "backbone registry name for a fresh model (finetune/cofinetune take it from --init)")
+    model: str = _f(
+        "pali-nano",
+        "backbone registry name for a fresh model (finetune/cofinetune take it from --init); hf or hf-<family> "
+        "with --model-path for a local Hugging Face checkpoint",
+    )
+    model_path: str = _f(
+        "",
+        "local Hugging Face checkpoint folder (config.json, weights, tokenizer) for --model hf / hf-<family>: the "
+        "pretrained VLM every regime starts from (instead of --init); never a hub id",
+    )
     steps: int = _f(2000, "optimizer steps")
     batch_size: int = _f(32, "global batch size (all processes x accumulation micro-steps)")
     grad_accum: int = _f(1, "gradient-accumulation micro-steps per optimizer step")

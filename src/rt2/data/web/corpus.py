@@ -2,8 +2,8 @@
 
 RT-2 co-fine-tunes on robot data mixed with the VLM's web data; the web side is where concepts the robot data
 never names (digits, icons, faces, arithmetic, other languages, relations, held-out colours/shapes) come from.
-Here that web data is generated: scenes are sampled (``rt2.data.web_scene``), drawn with the world's renderer
-(``rt2.sim.render``) at the model's image size, and questioned by named task types (``rt2.data.web_tasks``).
+Here that web data is generated: scenes are sampled (``rt2.data.web.scene``), drawn with the world's renderer
+(``rt2.sim.render``) at the model's image size, and questioned by named task types (``rt2.data.web.tasks``).
 
 Streaming and determinism: ``WebCorpus(config)[i]`` is a pure function of ``(config, i)`` — the i-th item's
 generator is seeded by ``(seed, split id, i)``, so the train and held-out splits are disjoint seed streams and
@@ -35,11 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rt2.data import web_lang
 from rt2.data.prompts import Example
-from rt2.data.web_concepts import WEB_ONLY_CONCEPTS, find_web_only, web_only_terms  # noqa: F401  (re-export)
-from rt2.data.web_scene import parse_grid, sample_web_scene
-from rt2.data.web_tasks import BLANK_SCENE, GEOMETRIC_TASKS, TASK_TYPES, TASKS, check_task
+from rt2.data.web import lang as web_lang
+from rt2.data.web.concepts import WEB_ONLY_CONCEPTS, find_web_only, web_only_terms  # noqa: F401  (re-export)
+from rt2.data.web.scene import parse_grid, sample_web_scene
+from rt2.data.web.tasks import BLANK_SCENE, GEOMETRIC_TASKS, TASK_TYPES, TASKS, check_task
 from rt2.sim import board
 from rt2.sim.render import DEFAULT_SIZE, Renderer
 

@@ -1,7 +1,8 @@
 """The validating LeRobot v3.0 reader: checks a dataset on open, naming the file and field of any defect.
 
-Reads datasets with image (not video) features, whoever wrote them (``rt2 collect`` or LeRobot itself);
-``meta/`` is read and checked by ``rt2.data.lerobot_format``, the data files here.
+Reads datasets with image (PNG in parquet) and video (mp4, ``rt2.data.lerobot.video``) features, whoever wrote
+them (``rt2 collect`` or LeRobot itself); ``meta/`` is read and checked by ``rt2.data.lerobot.format``, the data
+files here. Both kinds of camera read the same way: ``image(key, i)``, ``episode(e)[key]``, ``cache_images``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import cv2
 import numpy as np
 import pyarrow as pa
 
-from rt2.data.lerobot_format import (
+from rt2.data.lerobot.format import (
     DatasetFormatError,
     format_error,
+    frame_hw,
     read_episodes,
     read_info,
     read_parquet,
@@ -27,12 +29,14 @@ from rt2.data.lerobot_format import (
 
 
 class LeRobotDatasetReader:
-    """Reads a LeRobot v3.0 dataset with image (not video) features, validating it on open.
+    """Reads a LeRobot v3.0 dataset with image and/or video features, validating it on open.
 
     Numeric columns are read once into read-only numpy arrays (``[N, *shape]``; shape-(1,) features ``[N]``);
     PNG bytes stay in the memory-mapped parquet buffers and are decoded on access, or all at once into
     ``uint8[N, H, W, 3]`` by :meth:`cache_images` (``cache_images=True``) when training speed matters more
-    than memory.
+    than memory. Video frames are decoded one episode range at a time (one seek and one pass per episode, the
+    last episode kept per camera), each frame at ``from_timestamp + timestamp`` within ``tolerance_s``.
+    ``image_keys`` lists every camera (image and video features); ``video_keys`` the video ones.
 
         ds = LeRobotDatasetReader("demo_data")
         len(ds), ds.num_episodes, ds.fps, ds.features, ds.stats, ds.tasks
@@ -41,7 +45,9 @@ class LeRobotDatasetReader:
         ds.episodes()         # per-episode metadata dicts (length, tasks, success, ...)
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, cache_images: bool = False) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, cache_images: bool = False, tolerance_s: float | None = None
+    ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(
@@ -50,7 +56,9 @@ class LeRobotDatasetReader:
         self.info = read_info(self.root)
         self.features: dict[str, dict[str, Any]] = self.info["features"]
         self.fps = int(self.info["fps"])
-        self.image_keys = [k for k, ft in self.features.items() if ft["dtype"] == "image"]
+        self.image_keys = [k for k, ft in self.features.items() if ft["dtype"] in ("image", "video")]
+        self.video_keys = [k for k, ft in self.features.items() if ft["dtype"] == "video"]
+        self.tolerance_s = tolerance_s
         self.tasks = read_tasks(self.root, self.info)
         self._episodes_table = read_episodes(self.root, self.info)
         self._episodes = [
@@ -58,10 +66,13 @@ class LeRobotDatasetReader:
         ]
         self.stats = read_stats(self.root)
         self._arrays: dict[str, np.ndarray] = {}
-        self._images: dict[str, list[pa.BinaryArray]] = {k: [] for k in self.image_keys}
+        self._images: dict[str, list[pa.BinaryArray]] = {k: [] for k in self.image_keys if k not in self.video_keys}
         self._file_starts: list[int] = []
         self._files: list[Path] = []
         self._load_data()
+        self._check_videos()
+        self._video_readers: dict[str, Any] = {}  # key -> (path, open VideoReader)
+        self._video_last: dict[str, tuple[int, np.ndarray]] = {}  # key -> (episode, its frames)
         self._cache: dict[str, np.ndarray] = {}
         if cache_images:
             self.cache_images()
@@ -81,7 +92,7 @@ class LeRobotDatasetReader:
     def __getitem__(self, i: int) -> dict[str, Any]:
         i = self._check_index(i, len(self), "frame")
         item: dict[str, Any] = {
-            k: (self.image(k, i) if k in self._images else self._arrays[k][i]) for k in self.features
+            k: (self.image(k, i) if k in self.image_keys else self._arrays[k][i]) for k in self.features
         }
         item["task"] = self.tasks[int(self._arrays["task_index"][i])]
         return item
@@ -96,6 +107,9 @@ class LeRobotDatasetReader:
         """uint8[H, W, 3] frame ``i`` of image feature ``key`` (decoded now unless cached)."""
         if key in self._cache:
             return self._cache[key][i]
+        if key in self.video_keys:
+            e = int(np.searchsorted(self._episode_starts, i, side="right")) - 1
+            return self.episode_frames(key, e)[i - self._episode_starts[e]]
         f = int(np.searchsorted(self._file_starts, i, side="right")) - 1
         data = self._images[key][f][i - self._file_starts[f]].as_py()
         where = f"{self._files[f]}: column {key!r}, row {i - self._file_starts[f]}"
@@ -114,12 +128,18 @@ class LeRobotDatasetReader:
     def cache_images(self, keys: Iterable[str] | None = None) -> None:
         """Decode every frame of ``keys`` (default: all image features) into one read-only uint8 array."""
         for key in self.image_keys if keys is None else keys:
-            if key not in self._images:
+            if key not in self.image_keys:
                 raise KeyError(f"no image feature {key!r}; image features: {self.image_keys}")
             if key not in self._cache:
-                arr = np.empty((len(self), *self.features[key]["shape"]), np.uint8)
-                for i in range(len(self)):
-                    arr[i] = self.image(key, i)
+                arr = np.empty((len(self), *self._hw(key), 3), np.uint8)
+                if key in self.video_keys:
+                    for e in range(self.num_episodes):
+                        r = self.episode_range(e)
+                        arr[r.start : r.stop] = self.episode_frames(key, e)
+                    self._video_last.pop(key, None)
+                else:
+                    for i in range(len(self)):
+                        arr[i] = self.image(key, i)
                 arr.flags.writeable = False
                 self._cache[key] = arr
 
@@ -136,14 +156,61 @@ class LeRobotDatasetReader:
         r = self.episode_range(e)
         out: dict[str, Any] = {}
         for k in self.features:
-            if k in self._images:
-                out[k] = (
-                    self._cache[k][r.start : r.stop] if k in self._cache else np.stack([self.image(k, i) for i in r])
-                )
+            if k in self._cache:
+                out[k] = self._cache[k][r.start : r.stop]
+            elif k in self.video_keys:
+                out[k] = self.episode_frames(k, e)
+            elif k in self._images:
+                out[k] = np.stack([self.image(k, i) for i in r])
             else:
                 out[k] = self._arrays[k][r.start : r.stop]
         out["task"] = self._episodes[e]["tasks"][0]
         return out
+
+    def episode_frames(self, key: str, e: int) -> np.ndarray:
+        """Read-only uint8[T, H, W, 3]: every frame of camera ``key`` in episode ``e`` (a video feature is decoded
+        in one pass over the episode's range; the last episode per camera is kept, so frame-by-frame access
+        through :meth:`image` decodes each episode once)."""
+        e = self._check_index(e, self.num_episodes, "episode")
+        if key in self._cache:
+            r = self.episode_range(e)
+            return self._cache[key][r.start : r.stop]
+        if key not in self.video_keys:
+            if key not in self.image_keys:
+                raise KeyError(f"no image feature {key!r}; image features: {self.image_keys}")
+            return np.stack([self.image(key, i) for i in self.episode_range(e)])
+        last = self._video_last.get(key)
+        if last is not None and last[0] == e:
+            return last[1]
+        from rt2.data.lerobot.video import DEFAULT_TOLERANCE_S, VideoReader
+
+        ep, r = self._episodes[e], self.episode_range(e)
+        rel = self._video_rel(key, ep)
+        path = self.root / rel
+        open_ = self._video_readers.get(key)
+        if open_ is None or open_[0] != path:
+            if open_ is not None:
+                open_[1].close()
+            tol = DEFAULT_TOLERANCE_S if self.tolerance_s is None else self.tolerance_s
+            open_ = self._video_readers[key] = (path, VideoReader(path, tolerance_s=tol))
+        # LeRobot's rule: frame t of the episode is shown at from_timestamp + timestamp[t] in the episode's file.
+        ts = float(ep[f"videos/{key}/from_timestamp"]) + self._arrays["timestamp"][r.start : r.stop].astype(np.float64)
+        frames = open_[1].frames(ts)
+        if frames.shape[1:3] != self._hw(key):
+            raise DatasetFormatError(
+                f"{path}: frames are {frames.shape[2]}x{frames.shape[1]} (WxH) but meta/info.json declares "
+                f"features[{key!r}] shape {self.features[key]['shape']}"
+            )
+        frames.flags.writeable = False
+        self._video_last[key] = (e, frames)
+        return frames
+
+    def close(self) -> None:
+        """Close the open video files (a reader with image features only holds none)."""
+        for _, reader in self._video_readers.values():
+            reader.close()
+        self._video_readers.clear()
+        self._video_last.clear()
 
     def episode_stats(self, e: int) -> dict[str, dict[str, np.ndarray]]:
         """The per-episode stats stored in the episodes parquet, as numpy arrays."""
@@ -176,6 +243,36 @@ class LeRobotDatasetReader:
     def _err(self, rel: str, msg: str) -> DatasetFormatError:
         return format_error(self.root, rel, msg)
 
+    def _hw(self, key: str) -> tuple[int, int]:
+        return frame_hw(self.features[key])
+
+    def _video_rel(self, key: str, ep: dict[str, Any]) -> str:
+        return self.info["video_path"].format(
+            video_key=key,
+            chunk_index=int(ep[f"videos/{key}/chunk_index"]),
+            file_index=int(ep[f"videos/{key}/file_index"]),
+        )
+
+    def _check_videos(self) -> None:
+        self._episode_starts = np.array([e["dataset_from_index"] for e in self._episodes], np.int64)
+        if not self.video_keys:
+            return
+        from rt2.data.lerobot.video import require_av
+
+        require_av()  # a video dataset is unreadable without it: say so at open, with the install command
+        for key in self.video_keys:
+            for ep in self._episodes:
+                rel = self._video_rel(key, ep)
+                start, stop = ep[f"videos/{key}/from_timestamp"], ep[f"videos/{key}/to_timestamp"]
+                if start is None or stop is None or not 0 <= start < stop:
+                    raise self._err(
+                        "meta/episodes",
+                        f"episode {ep['episode_index']}: videos/{key}/from_timestamp={start}, to_timestamp={stop}; "
+                        "expected 0 <= from < to",
+                    )
+                if not (self.root / rel).is_file():
+                    raise self._err(rel, f"missing (video of {key!r} for episode {ep['episode_index']}, meta/episodes)")
+
     def _load_data(self) -> None:
         files: list[tuple[int, int]] = []
         for ep in self._episodes:
@@ -193,7 +290,9 @@ class LeRobotDatasetReader:
             raise self._err(
                 extra[0], "data file not referenced by any episode in meta/episodes (LeRobot would load it)"
             )
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in self.features if k not in self._images}
+        parts: dict[str, list[np.ndarray]] = {
+            k: [] for k in self.features if k not in self._images and k not in self.video_keys
+        }
         n = 0
         for rel in rels:
             path = self.root / rel
@@ -212,6 +311,12 @@ class LeRobotDatasetReader:
                     "(dtype, shape) or drop them from the data files",
                 )
             for name, ft in self.features.items():
+                if name in self.video_keys:
+                    if name in table.column_names:
+                        raise self._err(
+                            rel, f"column {name!r} is a video feature, whose frames belong in videos/, not in data/"
+                        )
+                    continue
                 if name not in table.column_names:
                     raise self._err(
                         rel,

@@ -1,6 +1,7 @@
 """One episode for a LeRobot v3.0 dataset: as the caller has it (:class:`Episode`), and validated, cast and
 PNG-encoded (:class:`PreparedEpisode`) by :func:`prepare_episode`, the costly part of writing, which
-``rt2 collect`` runs in worker processes so the writer only appends.
+``rt2 collect`` runs in worker processes so the writer only appends. Video features stay raw frames here: they
+are encoded by the writer, because one mp4 holds many episodes and its encoder lives as long as the file.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rt2.data.lerobot_format import PNG_COMPRESSION
-from rt2.data.lerobot_stats import episode_image_stats
+from rt2.data.lerobot.format import PNG_COMPRESSION
+from rt2.data.lerobot.stats import episode_image_stats
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class PreparedEpisode:
     image_hist: dict[str, np.ndarray]  # image features, uint64[3, 256] over the LeRobot-sampled frames
     image_count: dict[str, int]  # how many frames were sampled for image_hist
     metadata: dict[str, bool | int | float | str]
+    videos: dict[str, np.ndarray] = field(default_factory=dict)  # video features, raw uint8[T, H, W, 3]
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -64,15 +66,18 @@ def prepare_episode(episode: Episode, features: Mapping[str, Mapping[str, Any]])
     if len(set(lengths.values())) != 1 or min(lengths.values()) == 0:
         raise ValueError(f"every feature needs the same number (>= 1) of frames; got {lengths}")
     length = next(iter(lengths.values()))
-    arrays, pngs, hists, counts = {}, {}, {}, {}
+    arrays, pngs, hists, counts, videos = {}, {}, {}, {}, {}
     for name, ft in features.items():
-        if ft["dtype"] == "image":
+        if ft["dtype"] in ("image", "video"):
             imgs = np.asarray(episode.frames[name])
             if imgs.dtype != np.uint8 or imgs.shape[1:] != tuple(ft["shape"]):
                 raise ValueError(
                     f"feature {name!r}: expected uint8{[length, *ft['shape']]}, got {imgs.dtype}{list(imgs.shape)}"
                 )
-            pngs[name] = [encode_png(im) for im in imgs]
+            if ft["dtype"] == "image":
+                pngs[name] = [encode_png(im) for im in imgs]
+            else:
+                videos[name] = np.ascontiguousarray(imgs)
             hists[name], counts[name] = episode_image_stats(imgs)
             continue
         raw = np.asarray(episode.frames[name])
@@ -91,4 +96,4 @@ def prepare_episode(episode: Episode, features: Mapping[str, Mapping[str, Any]])
         if not isinstance(v, (bool, int, float, str, np.bool_, np.integer, np.floating)):
             raise ValueError(f"episode metadata {k!r} must be bool/int/float/str, got {type(v).__name__}")
         meta[k] = v.item() if isinstance(v, np.generic) else v
-    return PreparedEpisode(episode.task, length, arrays, pngs, hists, counts, meta)
+    return PreparedEpisode(episode.task, length, arrays, pngs, hists, counts, meta, videos)

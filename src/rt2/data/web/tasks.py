@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rt2.data import web_lang as L
 from rt2.data.prompts import CAPTION_PROMPT, vqa_prompt
-from rt2.data.web_scene import GRID_MAX, board_to_grid, grid_text, reading_order, sample_web_scene
+from rt2.data.web import lang as L
+from rt2.data.web.scene import GRID_MAX, board_to_grid, grid_text, reading_order, sample_web_scene
 from rt2.sim import board, lexicon
 from rt2.sim.scene import SIZE_SCALES, Block, Scene
 

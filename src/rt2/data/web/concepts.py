@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from rt2.data import web_lang
+from rt2.data.web import lang as web_lang
 from rt2.sim import board, lexicon
 
 _WORD = re.compile(r"[^\W\d_]+(?:[-'][^\W\d_]+)*", re.UNICODE)

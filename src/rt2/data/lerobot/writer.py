@@ -2,6 +2,8 @@
 renames into place, so a crash or Ctrl-C never leaves a half-written dataset at ``root``.
 
 Data files roll over by LeRobot's size rule; ``meta/`` (info, stats, tasks, episodes) is written last.
+Video features (dtype "video") are encoded into ``videos/<key>/chunk-XXX/file-XXX.mp4`` as episodes arrive,
+several episodes per file, rolling over by ``video_files_size_in_mb`` (``rt2.data.lerobot.video``).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rt2.data.lerobot_episode import Episode, PreparedEpisode, prepare_episode
-from rt2.data.lerobot_format import (
+from rt2.data.lerobot.episode import Episode, PreparedEpisode, prepare_episode
+from rt2.data.lerobot.format import (
     CODEBASE_VERSION,
     CORE_EPISODE_COLUMNS,
     DATA_PATH,
@@ -31,11 +33,12 @@ from rt2.data.lerobot_format import (
     INFO_PATH,
     STATS_PATH,
     TASKS_PATH,
+    VIDEO_PATH,
     arrow_type,
     hf_feature,
     validate_features,
 )
-from rt2.data.lerobot_stats import image_stats_from_histogram, numeric_stats
+from rt2.data.lerobot.stats import image_stats_from_histogram, numeric_stats
 
 
 class LeRobotWriter:
@@ -55,7 +58,11 @@ class LeRobotWriter:
         chunks_size: int = DEFAULT_CHUNK_SIZE,
         data_files_size_in_mb: float = DEFAULT_DATA_FILE_SIZE_IN_MB,
         extra_meta: Mapping[str, Any] | None = None,
+        video: Any = None,
+        video_files_size_in_mb: float = DEFAULT_VIDEO_FILE_SIZE_IN_MB,
     ) -> None:
+        """``video``: a ``rt2.data.lerobot.video.VideoOptions`` for the features of dtype "video" (None: its
+        defaults, h264 near-lossless); ignored when there are none."""
         self.root = Path(root).absolute()
         self.overwrite = overwrite
         self._check_destination()
@@ -68,11 +75,23 @@ class LeRobotWriter:
         self.fps, self.robot_type, self.chunks_size = int(fps), robot_type, int(chunks_size)
         self.data_files_size_in_mb = data_files_size_in_mb
         self.extra_meta = dict(extra_meta or {})
+        self.video_keys = [k for k, ft in self.features.items() if ft["dtype"] == "video"]
+        self.video_files_size_in_mb = float(video_files_size_in_mb)
+        self.video_options = None
+        if self.video_keys:
+            from rt2.data.lerobot.video import VideoOptions, require_av
+
+            require_av()  # fail before any rollout, with the install hint
+            self.video_options = video if video is not None else VideoOptions()
+            for k in self.video_keys:
+                self.video_options.check_size(k, *self.features[k]["shape"][:2])
+        # Video features are not columns of the data parquet (LeRobot v3.0): their frames live in videos/.
+        self.data_features = {k: ft for k, ft in self.features.items() if ft["dtype"] != "video"}
         self.schema = pa.schema(
-            [(k, arrow_type(ft)) for k, ft in self.features.items()],
+            [(k, arrow_type(ft)) for k, ft in self.data_features.items()],
             metadata={
                 "huggingface": json.dumps(
-                    {"info": {"features": {k: hf_feature(ft) for k, ft in self.features.items()}}}
+                    {"info": {"features": {k: hf_feature(ft) for k, ft in self.data_features.items()}}}
                 )
             },
         )
@@ -82,10 +101,12 @@ class LeRobotWriter:
         self.tmp.mkdir()
         self._tasks: dict[str, int] = {}
         self._episodes: list[dict[str, Any]] = []
-        self._numeric: dict[str, list[np.ndarray]] = {
-            k: [] for k, ft in self.features.items() if ft["dtype"] != "image"
-        }
-        self._hist = {k: np.zeros((3, 256), np.uint64) for k, ft in self.features.items() if ft["dtype"] == "image"}
+        cameras = [k for k, ft in self.features.items() if ft["dtype"] in ("image", "video")]
+        self._numeric: dict[str, list[np.ndarray]] = {k: [] for k in self.features if k not in cameras}
+        self._hist = {k: np.zeros((3, 256), np.uint64) for k in cameras}
+        self._videos: dict[str, Any] = {}  # key -> the open VideoFileWriter
+        self._video_at: dict[str, tuple[int, int]] = dict.fromkeys(self.video_keys, (0, 0))  # (chunk, file)
+        self._video_info: dict[str, dict[str, Any]] = {}
         self._hist_count = dict.fromkeys(self._hist, 0)
         self._meta_keys: tuple[str, ...] | None = None
         self._writer: pq.ParquetWriter | None = None
@@ -132,7 +153,7 @@ class LeRobotWriter:
         }
         ep_stats = {}
         for name, ft in self.features.items():
-            if ft["dtype"] == "image":
+            if ft["dtype"] in ("image", "video"):
                 ep_stats[name] = image_stats_from_histogram(ep.image_hist[name], ep.image_count[name])
                 self._hist[name] += ep.image_hist[name]
                 self._hist_count[name] += ep.image_count[name]
@@ -141,10 +162,11 @@ class LeRobotWriter:
                 ep_stats[name] = numeric_stats(arr)
                 self._numeric[name].append(arr)
         self._write_rows(cols, ep.pngs, n)
+        videos = {k: v for key in self.video_keys for k, v in self._write_video(key, ep.videos[key]).items()}
         row: dict[str, Any] = {
             "episode_index": ep_index, "tasks": [ep.task], "length": n,
             "data/chunk_index": self._chunk, "data/file_index": self._file,
-            "dataset_from_index": self._frames, "dataset_to_index": self._frames + n,
+            "dataset_from_index": self._frames, "dataset_to_index": self._frames + n, **videos,
             **{k: ep.metadata[k] for k in self._meta_keys},
             **{f"stats/{k}/{s}": v.tolist() for k, st in ep_stats.items() for s, v in st.items()},
             "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0,
@@ -160,6 +182,7 @@ class LeRobotWriter:
         if not self._episodes:
             raise ValueError("no episodes were added; refusing to write an empty dataset")
         self._close_data_file()
+        self._close_videos()
         self._write_meta()
         self._check_destination()
         old = None
@@ -174,11 +197,15 @@ class LeRobotWriter:
 
     def abort(self) -> None:
         """Drop everything written so far; ``root`` is untouched. Safe to call twice."""
-        if self._writer is not None:
-            try:
-                self._writer.close()
-            finally:
-                self._writer = None
+        try:
+            if self._writer is not None:
+                try:
+                    self._writer.close()
+                finally:
+                    self._writer = None
+            self._close_videos()
+        except Exception:  # noqa: BLE001 - cleanup of files that are deleted next; the original error matters
+            pass
         self._closed = True
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -214,9 +241,43 @@ class LeRobotWriter:
     def _path(self, template: str, chunk: int, file: int) -> Path:
         return self.tmp / template.format(chunk_index=chunk, file_index=file)
 
+    def _write_video(self, key: str, frames: np.ndarray) -> dict[str, Any]:
+        """Append one episode's frames to ``key``'s current mp4 (rolling over by size, like the data files);
+        returns its ``videos/<key>/...`` episode columns."""
+        from rt2.data.lerobot.video import VideoFileWriter
+
+        chunk, file = self._video_at[key]
+        w = self._videos.get(key)
+        if w is not None and w.size_mb() >= self.video_files_size_in_mb:
+            self._close_video(key)
+            file += 1
+            if file == self.chunks_size:
+                chunk, file = chunk + 1, 0
+            self._video_at[key], w = (chunk, file), None
+        if w is None:
+            path = self.tmp / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
+            h, wd = self.features[key]["shape"][:2]
+            w = self._videos[key] = VideoFileWriter(path, self.fps, h, wd, self.video_options)
+        start, stop = w.add_episode(frames)
+        return {
+            f"videos/{key}/chunk_index": chunk, f"videos/{key}/file_index": file,
+            f"videos/{key}/from_timestamp": start, f"videos/{key}/to_timestamp": stop,
+        }  # fmt: skip
+
+    def _close_video(self, key: str) -> None:
+        from rt2.data.lerobot.video import video_info
+
+        w = self._videos.pop(key)
+        w.close()
+        self._video_info.setdefault(key, video_info(w.path))  # info.json records the first file's codec
+
+    def _close_videos(self) -> None:
+        for key in list(self._videos):
+            self._close_video(key)
+
     def _write_rows(self, cols: dict[str, np.ndarray], pngs: dict[str, list[bytes]], n: int) -> None:
         arrays = []
-        for name, ft in self.features.items():
+        for name, ft in self.data_features.items():
             typ = self.schema.field(name).type
             if ft["dtype"] == "image":
                 paths = [f"frame-{i:06d}.png" for i in range(n)]
@@ -280,14 +341,16 @@ class LeRobotWriter:
         for c in columns:
             if c.startswith("stats/"):
                 types[c] = None  # inferred: list<double>, list<int64> for count, nested for images
-            elif c in CORE_EPISODE_COLUMNS and c != "tasks":
+            elif (c in CORE_EPISODE_COLUMNS and c != "tasks") or c.endswith(("/chunk_index", "/file_index")):
                 types[c] = pa.int64()
+            elif c.startswith("videos/"):
+                types[c] = pa.float64()
         data = {c: pa.array([r[c] for r in self._episodes], types.get(c)) for c in columns}
         pq.write_table(pa.table(data), ep_path, compression="snappy")
 
         stats: dict[str, dict[str, Any]] = {}
         for name, ft in self.features.items():
-            if ft["dtype"] == "image":
+            if ft["dtype"] in ("image", "video"):
                 st = image_stats_from_histogram(self._hist[name], self._hist_count[name])
             else:
                 st = numeric_stats(np.concatenate(self._numeric[name]))
@@ -302,12 +365,15 @@ class LeRobotWriter:
             "total_tasks": len(tasks),
             "chunks_size": self.chunks_size,
             "data_files_size_in_mb": self.data_files_size_in_mb,
-            "video_files_size_in_mb": DEFAULT_VIDEO_FILE_SIZE_IN_MB,
+            "video_files_size_in_mb": self.video_files_size_in_mb,
             "fps": self.fps,
             "splits": {"train": f"0:{len(self._episodes)}"},
             "data_path": DATA_PATH,
-            "video_path": None,
-            "features": self.features,
+            "video_path": VIDEO_PATH if self.video_keys else None,
+            "features": {
+                k: {**ft, "info": self._video_info[k]} if k in self._video_info else ft
+                for k, ft in self.features.items()
+            },
         }
         _write_json(self.tmp / INFO_PATH, info)
         if self.extra_meta:

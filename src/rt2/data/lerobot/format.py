@@ -1,6 +1,7 @@
 """LeRobotDataset v3.0 on disk: paths, features and their arrow/``datasets`` encodings, and the checks of meta/.
 
-Layout (identical to LeRobot ``codebase_version`` "v3.0" with images stored in parquet, no videos)::
+Layout (identical to LeRobot ``codebase_version`` "v3.0"; image features are PNG in the data parquet, video
+features mp4 files under ``videos/``, see ``rt2.data.lerobot.video``)::
 
     meta/info.json                              codebase_version, fps, features, totals, path templates, splits
     meta/stats.json                             per feature: min max mean std count q01 q10 q50 q90 q99
@@ -11,13 +12,17 @@ Layout (identical to LeRobot ``codebase_version`` "v3.0" with images stored in p
                                                 stats/{feature}/{stat}, plus caller metadata columns
     data/chunk-000/file-000.parquet             one row per frame, one row group per episode; a new file
                                                 starts once a file would pass ``data_files_size_in_mb``
+    videos/<key>/chunk-000/file-000.mp4         video features only (not parquet columns): episodes back to
+                                                back; meta/episodes has videos/<key>/{chunk_index, file_index,
+                                                from_timestamp, to_timestamp}; info.json features[key].info
+                                                the codec
 
 Column encodings follow Hugging Face ``datasets`` (which LeRobot's loader uses): a shape-(1,) feature is a
 scalar column, a shape-(n,) feature a ``fixed_size_list<n>``, an ``image`` feature a
 ``struct{bytes: binary (PNG), path: string}``; the ``datasets.Features`` JSON is in the schema metadata under
 ``huggingface`` so ``datasets.Dataset.from_parquet`` decodes images without being told.
 
-The writer (``rt2.data.lerobot_writer``) and the reader (``rt2.data.lerobot_reader``) share this module, so what
+The writer (``rt2.data.lerobot.writer``) and the reader (``rt2.data.lerobot.reader``) share this module, so what
 one writes is exactly what the other checks; ``rt2.data.lerobot`` is the public import path for all of it.
 """
 
@@ -59,6 +64,13 @@ CORE_EPISODE_COLUMNS = (
 )  # fmt: skip
 REQUIRED_INFO = ("codebase_version", "fps", "features", "total_episodes", "total_frames", "total_tasks", "data_path")
 REQUIRED_EPISODE_COLUMNS = CORE_EPISODE_COLUMNS[:7]
+CAMERA_DTYPES = ("image", "video")  # uint8[H, W, 3] frames: PNG in parquet, or mp4 under videos/
+VIDEO_EPISODE_FIELDS = ("chunk_index", "file_index", "from_timestamp", "to_timestamp")
+
+
+def video_columns(key: str) -> list[str]:
+    """The ``meta/episodes`` columns that locate video feature ``key``: ``videos/<key>/chunk_index`` etc."""
+    return [f"videos/{key}/{f}" for f in VIDEO_EPISODE_FIELDS]
 
 
 def arrow_type(ft: Mapping[str, Any]) -> pa.DataType:
@@ -89,9 +101,9 @@ def validate_features(features: Mapping[str, Mapping[str, Any]]) -> dict[str, di
         if name in DEFAULT_FEATURES:
             raise ValueError(f"feature {name!r} is added by the writer; do not pass it")
         dtype, shape = ft.get("dtype"), [int(s) for s in ft.get("shape", ())]
-        if dtype == "image":
+        if dtype in CAMERA_DTYPES:
             if len(shape) != 3 or shape[2] != 3:
-                raise ValueError(f"image feature {name!r} needs shape [H, W, 3], got {shape}")
+                raise ValueError(f"{dtype} feature {name!r} needs shape [H, W, 3], got {shape}")
             names = ["height", "width", "channels"]
         elif dtype in NUMERIC_DTYPES:
             if len(shape) != 1 or shape[0] < 1:
@@ -100,7 +112,7 @@ def validate_features(features: Mapping[str, Mapping[str, Any]]) -> dict[str, di
             if names is not None and len(names) != shape[0]:
                 raise ValueError(f"feature {name!r}: {len(names)} names for shape {shape}")
         else:
-            raise ValueError(f"feature {name!r} has dtype {dtype!r}; use 'image' or one of {NUMERIC_DTYPES}")
+            raise ValueError(f"feature {name!r} has dtype {dtype!r}; use 'image', 'video' or one of {NUMERIC_DTYPES}")
         out[name] = {"dtype": dtype, "shape": shape, "names": list(names) if names is not None else None}
     if not out:
         raise ValueError("no features given; pass at least one, e.g. {'action': {'dtype': 'float32', 'shape': [2]}}")
@@ -165,16 +177,12 @@ def read_info(root: Path) -> dict[str, Any]:
     for name, ft in feats.items():
         if not isinstance(ft, dict) or "dtype" not in ft or not isinstance(ft.get("shape"), list):
             raise format_error(root, INFO_PATH, f"features[{name!r}] needs 'dtype' and a 'shape' list, got {ft!r}")
-        if ft["dtype"] == "video":
-            raise format_error(
-                root, INFO_PATH, f"features[{name!r}] is a video; only image features (PNG in parquet) are supported"
-            )
-        if ft["dtype"] != "image" and (ft["dtype"] not in NUMERIC_DTYPES or len(ft["shape"]) != 1):
+        if ft["dtype"] not in CAMERA_DTYPES and (ft["dtype"] not in NUMERIC_DTYPES or len(ft["shape"]) != 1):
             raise format_error(
                 root, INFO_PATH, f"features[{name!r}]: unsupported dtype/shape {ft['dtype']}{ft['shape']}"
             )
-        if ft["dtype"] == "image" and (len(ft["shape"]) != 3 or ft["shape"][2] != 3):
-            raise format_error(root, INFO_PATH, f"features[{name!r}]: image shape must be [H, W, 3], got {ft['shape']}")
+        if ft["dtype"] in CAMERA_DTYPES:
+            frame_hw(ft, lambda msg, name=name: format_error(root, INFO_PATH, f"features[{name!r}]: {msg}"))
     missing = [k for k in DEFAULT_FEATURES if k not in feats]
     if missing:
         raise format_error(root, INFO_PATH, f"field 'features' lacks the required LeRobot feature(s) {missing}")
@@ -187,7 +195,32 @@ def read_info(root: Path) -> dict[str, Any]:
             f"field 'data_path' {info['data_path']!r} is not a template over {{chunk_index}} and {{file_index}} "
             f"({type(e).__name__}: {e}); LeRobot v3.0 uses {DATA_PATH!r}",
         ) from None
+    if any(ft["dtype"] == "video" for ft in feats.values()):
+        try:
+            str(info.get("video_path")).format(video_key="k", chunk_index=0, file_index=0)
+            ok = isinstance(info.get("video_path"), str)
+        except (KeyError, IndexError, ValueError):
+            ok = False
+        if not ok:
+            raise format_error(
+                root,
+                INFO_PATH,
+                f"field 'video_path' {info.get('video_path')!r} must be a template over {{video_key}}, "
+                f"{{chunk_index}} and {{file_index}} when there are video features; LeRobot v3.0 uses {VIDEO_PATH!r}",
+            )
     return info
+
+
+def frame_hw(ft: Mapping[str, Any], error: Any = ValueError) -> tuple[int, int]:
+    """(H, W) of an image/video feature: shape [H, W, 3], or [3, H, W] with names channels-first (older LeRobot
+    conversions write video shapes that way). ``error(msg)`` builds the exception."""
+    shape, names = list(ft["shape"]), ft.get("names")
+    if len(shape) == 3 and shape[2] == 3:
+        return int(shape[0]), int(shape[1])
+    channels_first = isinstance(names, list) and bool(names) and names[0] in ("channels", "channel")
+    if ft["dtype"] == "video" and len(shape) == 3 and shape[0] == 3 and channels_first:
+        return int(shape[1]), int(shape[2])
+    raise error(f"{ft['dtype']} shape must be [H, W, 3], got {shape}")
 
 
 def read_tasks(root: Path, info: Mapping[str, Any]) -> list[str]:
@@ -222,7 +255,8 @@ def read_episodes(root: Path, info: Mapping[str, Any]) -> pa.Table:
     tables = []
     for p in paths:
         t = read_parquet(p)
-        missing = [c for c in REQUIRED_EPISODE_COLUMNS if c not in t.column_names]
+        videos = [c for k, ft in info["features"].items() if ft["dtype"] == "video" for c in video_columns(k)]
+        missing = [c for c in (*REQUIRED_EPISODE_COLUMNS, *videos) if c not in t.column_names]
         if missing:
             raise DatasetFormatError(f"{p}: missing column(s) {missing}")
         tables.append(t)
