@@ -239,8 +239,9 @@ def test_grounded_recipe_trains_plans_and_serves_them(runs, tmp_path):
 def test_point_share_must_leave_web_data(runs, capsys):
     root, common = runs
     argv = ["train", "--regime", "cofinetune", "--init", str(root / "pt"), "--data", str(root / "data"), *common]
-    with pytest.raises(ValueError, match="leaves no web data"):
-        cli.main([*argv, "--steps", "1", "--set", "point_share=0.4", "--out", str(root / "bad")])
+    assert cli.main([*argv, "--steps", "1", "--set", "point_share=0.4", "--out", str(root / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "leaves no web data" in err and "lower --robot-share" in err and "Traceback" not in err
 
 
 def test_corrupted_pointing_reaches_the_action(runs):
