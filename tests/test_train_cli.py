@@ -292,3 +292,24 @@ def test_bench_curve_evaluates_every_checkpoint_and_resumes(runs, tmp_path, caps
     first = (out / f"step_{steps[0]:08d}" / "eval_info.json").stat().st_mtime_ns
     assert benchcli.run(argparse.Namespace(name="curve", bench_args=argv)) == 0
     assert (out / f"step_{steps[0]:08d}" / "eval_info.json").stat().st_mtime_ns == first  # read, not re-run
+
+
+def test_serve_replies_carry_the_plan_and_its_points(runs):
+    """rt2 serve with a point-then-act policy: every reply has the action and the plan it was decoded after."""
+    from rt2.policy.policy import Policy
+    from rt2.serve.client import PolicyClient
+    from rt2.serve.server import ServerConfig, ServerThread
+
+    root, _ = runs
+    policy = Policy.from_pretrained(root / "plan/final")
+    assert policy.metadata()["action_format"] == "plan"
+    with ServerThread(policy, ServerConfig(port=0)) as srv, PolicyClient(srv.url) as client:
+        for v in (0, 120):
+            reply = client.infer({"image": np.full((72, 96, 3), v, np.uint8), "prompt": "push the red moon left"})
+            assert np.asarray(reply["actions"]).shape == (2,)
+            plan = reply["plan"]
+            assert isinstance(plan["text"], str) and len(plan["points"]) == 3
+            assert all(len(p["point"]) == 2 and all(-10 <= c <= 10 for c in p["point"]) for p in plan["points"])
+    direct = Policy.from_pretrained(root / "plan/final", action_format="direct")
+    with ServerThread(direct, ServerConfig(port=0)) as srv, PolicyClient(srv.url) as client:
+        assert "plan" not in client.infer({"image": np.zeros((72, 96, 3), np.uint8), "prompt": "push the red moon"})

@@ -34,8 +34,8 @@ from rt2.serve.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-# (images: B x n_frames x uint8[H, W, 3], instructions: B) -> (float32[B, D], B action texts)
-InferFn = Callable[[list[Sequence[np.ndarray]], list[str]], tuple[np.ndarray, list[str]]]
+# (images: B x n_frames x uint8[H, W, 3], instructions: B) -> (float32[B, D], B action texts[, B plans or None])
+InferFn = Callable[[list[Sequence[np.ndarray]], list[str]], tuple]
 
 
 @dataclass
@@ -47,6 +47,7 @@ class Result:
     queue_ms: float
     infer_ms: float
     batch_size: int
+    plan: str | None = None  # the grounded plan a point-then-act policy wrote before this action
 
 
 @dataclass
@@ -184,9 +185,9 @@ class MicroBatcher:
     async def _infer_batch(self, batch: list[_Job]) -> None:
         """Run one forward pass for ``batch`` and resolve its futures; raises if the policy does."""
         t0 = time.monotonic()
-        actions, texts = await self.run_in_worker(
-            self.infer_fn, [j.frames for j in batch], [j.instruction for j in batch]
-        )
+        out = await self.run_in_worker(self.infer_fn, [j.frames for j in batch], [j.instruction for j in batch])
+        actions, texts = out[0], out[1]
+        plans = list(out[2]) if len(out) > 2 and out[2] is not None else [None] * len(batch)
         actions = np.asarray(actions, dtype=np.float32)
         if actions.shape[0] != len(batch) or len(texts) != len(batch):
             raise RuntimeError(f"policy returned {actions.shape[0]} actions for a batch of {len(batch)}")
@@ -195,7 +196,7 @@ class MicroBatcher:
         for i, j in enumerate(batch):
             if not j.future.done():
                 j.future.set_result(
-                    Result(actions[i], str(texts[i]), (t0 - j.enqueued) * 1e3, infer_s * 1e3, len(batch))
+                    Result(actions[i], str(texts[i]), (t0 - j.enqueued) * 1e3, infer_s * 1e3, len(batch), plans[i])
                 )
 
     def _fail(self, job: _Job, e: Exception) -> None:

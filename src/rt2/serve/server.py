@@ -8,7 +8,8 @@
         st.url                                                  # "ws://127.0.0.1:<port>"
 
 Per connection: the server first sends one metadata frame (msgpack), then answers each binary msgpack request
-(see ``rt2.serve.protocol``) with ``{actions, action_text, server_timing, timestamp}`` or
+(see ``rt2.serve.protocol``) with ``{actions, action_text, server_timing, timestamp}`` (plus ``plan``: text
+and grid points, for a point-then-act policy) or
 ``{error: {code, message}}``. A bad request never closes the connection; a message above ``max_message_bytes``
 does (websockets closes with 1009 "message too big"), because the transport refuses to buffer it.
 
@@ -323,6 +324,8 @@ class PolicyServer:
                 },
                 "timestamp": timestamp,
             }
+            if result.plan is not None:  # point-then-act policies: the plan and its grid points, parsed
+                reply["plan"] = plan_reply(result.plan)
             code = "ok"
         except RequestError as e:
             reply, code = error_body(e.code, e.message), e.code
@@ -348,8 +351,20 @@ class PolicyServer:
                 }
             )
 
-    def _infer(self, frames: list, instructions: list[str]) -> tuple[np.ndarray, list[str]]:
-        return self.policy.predict_action_batch(frames, instructions)
+    def _infer(self, frames: list, instructions: list[str]) -> tuple[np.ndarray, list[str], list | None]:
+        actions, texts = self.policy.predict_action_batch(frames, instructions)
+        # read in the same worker call: the batcher runs one batch at a time, so last_plans is this batch's
+        plans = getattr(self.policy, "last_plans", None)
+        return actions, texts, (list(plans) if plans is not None and len(plans) == len(texts) else None)
+
+
+def plan_reply(plan: str) -> dict:
+    """``{"text": plan, "points": [{"label": "robot", "point": [gx, gy]}, ...]}``; ``points`` is None when the
+    plan does not parse (reported as the model wrote it, never repaired)."""
+    from rt2.data.plan import parse_plan
+
+    parsed = parse_plan(plan)
+    return {"text": plan, "points": None if parsed is None else [p.to_dict() for p in parsed]}
 
 
 def _echo_timestamp(obj: Any) -> Any:
