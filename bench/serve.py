@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
+
+sys.path.append(str(Path(__file__).resolve().parent))  # bench/ helpers; rt2 bench loads this file by path
+from _serve_proc import ServeProcess  # noqa: E402
 
 CORPUS = [
     "Q: what action should the robot take to push the red star to the top left? A: 3 -7",
@@ -49,38 +49,16 @@ def build_random_policy(directory: Path, backbone: str = "pali-nano") -> None:
     VLA.build(backbone, TextTokenizer.train(CORPUS, vocab_size=256)).save_pretrained(directory)
 
 
-class ServerProc:
-    """``rt2 serve`` in a child process on 127.0.0.1 (port picked by the OS)."""
+class ServerProc(ServeProcess):
+    """``rt2 serve`` in a child process with the batching knobs under test."""
 
     def __init__(self, policy: str, num_threads: int, max_batch: int, max_wait_ms: float) -> None:
-        env = dict(os.environ, OMP_NUM_THREADS=str(num_threads), OMP_WAIT_POLICY="PASSIVE")
-        cmd = [sys.executable, "-m", "rt2.cli", "serve", "--policy", policy, "--port", "0", "--log-level", "WARNING"]
-        cmd += ["--num-threads", str(num_threads), "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms)]
-        cmd += ["--max-queue", "256", "--deadline-ms", "5000"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        m = re.search(r"ws://\S+", line)
-        if not m:
-            self.proc.kill()
-            raise RuntimeError(f"rt2 serve did not start: {line!r}")
-        self.url = m.group(0)
-        self.port = int(self.url.rsplit(":", 1)[1])
+        extra = ["--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms), "--max-queue", "256"]
+        super().__init__(policy, num_threads, [*extra, "--deadline-ms", "5000"])
 
     def batch_stats(self) -> tuple[float, float]:
         """(sum, count) of the server's rt2_batch_size histogram."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as r:
-            text = r.read().decode()
-        s = float(re.search(r"^rt2_batch_size_sum (\S+)$", text, re.M).group(1))
-        c = float(re.search(r"^rt2_batch_size_count (\S+)$", text, re.M).group(1))
-        return s, c
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        return self.gauge("rt2_batch_size_sum"), self.gauge("rt2_batch_size_count")
 
 
 def pct(xs: list[float], q: float) -> float:

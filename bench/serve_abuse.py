@@ -24,36 +24,26 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
+sys.path.append(str(Path(__file__).resolve().parent))  # bench/ helpers; rt2 bench loads this file by path
+from _serve_proc import ServeProcess  # noqa: E402
+
 CORPUS = ["Q: what action should the robot take to push the red star to the top left? A: 3 -7"] * 50
 
 
-class Server:
-    """``rt2 serve`` in a child process on 127.0.0.1 (port picked by the OS)."""
+class Server(ServeProcess):
+    """``rt2 serve`` in a child process, its memory read from /proc."""
 
     def __init__(self, policy: str, num_threads: int) -> None:
-        env = dict(os.environ, OMP_NUM_THREADS=str(num_threads), OMP_WAIT_POLICY="PASSIVE")
-        cmd = [sys.executable, "-m", "rt2.cli", "serve", "--policy", policy, "--port", "0", "--log-level", "ERROR"]
         # Idle expiry off for the run: a slow run must not forget robots while it is still measuring them.
-        cmd += ["--num-threads", str(num_threads), "--history-idle-s", "3600"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        m = re.search(r"ws://\S+", line)
-        if not m:
-            self.proc.kill()
-            raise RuntimeError(f"rt2 serve did not start: {line!r}")
-        self.url = m.group(0)
-        self.port = int(self.url.rsplit(":", 1)[1])
+        super().__init__(policy, num_threads, ["--history-idle-s", "3600"], log_level="ERROR")
 
     def rss_mb(self) -> float:
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -61,18 +51,6 @@ class Server:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024
         return float("nan")
-
-    def gauge(self, name: str) -> float:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as r:
-            m = re.search(rf"^{name} (\S+)$", r.read().decode(), re.M)
-        return float(m.group(1)) if m else float("nan")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def poisoned(url: str, hz: float, actions: int, attackers: int, h: int, w: int) -> dict:
