@@ -76,12 +76,39 @@ def test_openpi_client_interop(server, policy):
     out = client.infer(
         {"observation/image": img, "observation/state": np.zeros(2, np.float32), "prompt": "push the block left"}
     )
-    assert out["actions"].shape == (policy.action_dim,) and np.isfinite(out["actions"]).all()
-    np.testing.assert_allclose(out["actions"], policy.predict_action([img], "push the block left"), atol=1e-6)
-    err = client.infer({"prompt": "no image"})
-    assert err["error"]["code"] == "bad_request"
+    # openpi's shape: an action chunk [H, D] with H = 1 (the request named its instruction "prompt")
+    assert out["actions"].shape == (1, policy.action_dim) and np.isfinite(out["actions"]).all()
+    np.testing.assert_allclose(out["actions"][0], policy.predict_action([img], "push the block left"), atol=1e-6)
+    with pytest.raises(RuntimeError, match="bad_request: .*image"):  # a text frame, which openpi raises as the error
+        client.infer({"prompt": "no image"})
     assert "actions" in client.infer({"image": img, "prompt": "still works"})  # same connection
     client._ws.close()
+
+
+@pytest.mark.filterwarnings(OPENPI_WARNING)
+def test_openpi_action_chunk_broker_gets_whole_actions(server, policy):
+    """openpi's ActionChunkBroker(action_horizon=1) slices the reply's arrays row by row: it must hand the robot
+    the whole action vector (x and y), not x alone."""
+    from openpi_client.action_chunk_broker import ActionChunkBroker
+    from openpi_client.websocket_client_policy import WebsocketClientPolicy
+
+    client = WebsocketClientPolicy(host=server.url)
+    broker = ActionChunkBroker(client, action_horizon=1)
+    for k in range(3):
+        img = _frame(20 + k)
+        out = broker.infer({"observation/image": img, "prompt": "push the red star to the top left"})
+        assert out["actions"].shape == (policy.action_dim,)
+        np.testing.assert_allclose(
+            out["actions"], policy.predict_action([img], "push the red star to the top left"), atol=1e-6
+        )
+    assert client.get_server_metadata()["openpi"]["actions"].startswith("float32[1, D]")
+    client._ws.close()
+
+
+def test_rt2_client_still_gets_flat_actions(server, policy):
+    with PolicyClient(server.url) as c:
+        reply = c.infer({"image": _frame(3), "instruction": "push the red star to the top left"})
+        assert np.asarray(reply["actions"]).shape == (policy.action_dim,)
 
 
 @pytest.mark.filterwarnings(OPENPI_WARNING)

@@ -29,7 +29,11 @@ def _ws(url, **kw):
 
 def _req(ws, msg, timeout=10.0):
     ws.send(msg if isinstance(msg, (bytes, str)) else wire.packb(msg))
-    return wire.unpackb(ws.recv(timeout=timeout))
+    reply = ws.recv(timeout=timeout)
+    if isinstance(reply, str):  # an openpi-style request ("prompt") is answered an error as a text frame
+        code, _, message = reply.partition(": ")
+        return {"error": {"code": code, "message": message}, "text_frame": True}
+    return wire.unpackb(reply)
 
 
 def _good(ws, **extra):

@@ -141,6 +141,12 @@ class PolicyServer:
             metrics=self.metrics,
             expect_more=lambda: self.connections - self.inflight,
         )
+        # openpi's clients name the instruction "prompt" and treat "actions" as a chunk [H, D] (ActionChunkBroker
+        # slices row by row) and a text frame as the server's error; rt2's own client sends "instruction".
+        self.meta["openpi"] = {
+            "actions": "float32[1, D] (an action chunk of horizon 1) when a request names its instruction 'prompt'",
+            "errors": "a text frame '<code>: <message>' for such requests (openpi's client raises it)",
+        }
         self._meta_frame = wire.packb(self.meta)
         self._conn_ids = itertools.count()
         self._ws: Server | None = None
@@ -257,7 +263,12 @@ class PolicyServer:
                 return
             await self._send(ws, self._meta_frame)
             async for message in ws:
-                await self._send(ws, self._encode(await self._serve_one(message, conn_key)))
+                reply = await self._serve_one(message, conn_key)
+                if reply.pop(_OPENPI_STYLE, False) and "error" in reply:  # openpi's client reads errors as text
+                    err = reply["error"]
+                    await self._send(ws, f"{err['code']}: {err['message']}")
+                else:
+                    await self._send(ws, self._encode(reply))
         except ConnectionClosed:
             pass  # client went away (possibly mid-request): nothing to answer
         except TimeoutError:
@@ -266,7 +277,7 @@ class PolicyServer:
             self.connections -= 1
             self.history.forget_owner(conn_key)
 
-    async def _send(self, ws: ServerConnection, data: bytes) -> None:
+    async def _send(self, ws: ServerConnection, data: bytes | str) -> None:
         """Send, or abort a connection whose buffers stay full for ``send_timeout_ms`` (it stopped reading)."""
         try:
             await asyncio.wait_for(ws.send(data), self.config.send_timeout_ms / 1000.0)
@@ -283,6 +294,7 @@ class PolicyServer:
     async def _serve_one(self, message: str | bytes, conn_key: str) -> dict:
         t0 = time.monotonic()
         timestamp = None
+        openpi = False
         try:
             if isinstance(message, str):
                 raise RequestError(BAD_REQUEST, "text frames are not accepted; send a binary msgpack map")
@@ -291,6 +303,7 @@ class PolicyServer:
             except wire.WireError as e:
                 raise RequestError(BAD_REQUEST, str(e)) from None
             timestamp = _echo_timestamp(obj)
+            openpi = _openpi_style(obj)
             req = parse_request(
                 obj, n_frames=self.n_frames, max_side=self.config.max_image_side, min_side=self.min_side
             )
@@ -314,7 +327,8 @@ class PolicyServer:
             finally:
                 self.inflight -= 1
             reply = {
-                "actions": result.action,
+                # openpi-style requests get a chunk of horizon 1, so ActionChunkBroker hands out the whole vector
+                "actions": result.action[None] if openpi else result.action,
                 "action_text": result.text,
                 "server_timing": {
                     "queue_ms": result.queue_ms,
@@ -336,6 +350,8 @@ class PolicyServer:
             reply["timestamp"] = timestamp
         self.metrics.count(code)
         self.metrics.observe_request(time.monotonic() - t0)
+        if openpi:
+            reply[_OPENPI_STYLE] = True
         return reply
 
     def _encode(self, reply: dict) -> bytes:
@@ -356,6 +372,16 @@ class PolicyServer:
         # read in the same worker call: the batcher runs one batch at a time, so last_plans is this batch's
         plans = getattr(self.policy, "last_plans", None)
         return actions, texts, (list(plans) if plans is not None and len(plans) == len(texts) else None)
+
+
+_OPENPI_STYLE = "__openpi_style__"  # internal marker on a reply dict; never sent
+
+
+def _openpi_style(obj: Any) -> bool:
+    """A request in openpi's shape: its instruction under "prompt" (openpi's key), none under "instruction"."""
+    if not isinstance(obj, dict):
+        return False
+    return any(k in obj for k in ("prompt", b"prompt")) and not any(k in obj for k in ("instruction", b"instruction"))
 
 
 def plan_reply(plan: str) -> dict:
