@@ -188,7 +188,9 @@ class Policy:
     def predict_action_batch(
         self, images: Sequence[Sequence[np.ndarray]], instructions: Sequence[str]
     ) -> tuple[np.ndarray, list[str]]:
-        """B observations + B instructions -> (float32[B, D] actions in the space's units, B action texts)."""
+        """B observations + B instructions -> (float32[B, D] actions in the space's units, B action texts).
+        A point-then-act policy (``action_format == "plan"``) writes a grounded plan before each action; the plans
+        of this call are in ``self.last_plans`` (None per row for direct decoding)."""
         instructions = self._texts(instructions, "instructions")
         if not instructions:
             raise ValueError("predict_action_batch needs at least one observation")
