@@ -16,6 +16,12 @@ formats, then writes ``OUT/final/`` (a ``VLA.save_pretrained`` / ``Policy.from_p
     rt2 train --regime scratch    --data data/lt --out runs/scratch
     rt2 train ... --resume                                           # continue OUT bit-exactly
 
+The recipe that controls (the shipped policy; docs/results/control): grounding loss, in-domain block pointing and
+18,000 steps, ~90 min on one core; ``--action-format plan`` for point, then act::
+
+    rt2 collect --episodes 4000 --noise 0,1,2,3 --out data/lt4k      # ~1 min
+    rt2 train --regime cofinetune --preset control --init runs/pretrain --data data/lt4k --out runs/control
+
 A local Hugging Face checkpoint folder (PaliGemma, SmolVLM/Idefics3, Qwen2-VL, LLaVA; ``pip install "rt2[hf]"``)
 is the starting VLM in place of ``--init``; the family comes from its config.json (``--model hf-paligemma`` also
 works and checks it)::
