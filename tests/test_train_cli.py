@@ -305,11 +305,13 @@ def test_serve_replies_carry_the_plan_and_its_points(runs):
     assert policy.metadata()["action_format"] == "plan"
     with ServerThread(policy, ServerConfig(port=0)) as srv, PolicyClient(srv.url) as client:
         for v in (0, 120):
-            reply = client.infer({"image": np.full((72, 96, 3), v, np.uint8), "prompt": "push the red moon left"})
+            reply = client.infer({"image": np.full((72, 96, 3), v, np.uint8), "instruction": "push the red moon left"})
             assert np.asarray(reply["actions"]).shape == (2,)
             plan = reply["plan"]
             assert isinstance(plan["text"], str) and len(plan["points"]) == 3
             assert all(len(p["point"]) == 2 and all(-10 <= c <= 10 for c in p["point"]) for p in plan["points"])
     direct = Policy.from_pretrained(root / "plan/final", action_format="direct")
     with ServerThread(direct, ServerConfig(port=0)) as srv, PolicyClient(srv.url) as client:
-        assert "plan" not in client.infer({"image": np.zeros((72, 96, 3), np.uint8), "prompt": "push the red moon"})
+        assert "plan" not in client.infer(
+            {"image": np.zeros((72, 96, 3), np.uint8), "instruction": "push the red moon"}
+        )
