@@ -236,6 +236,22 @@ def test_grounded_recipe_trains_plans_and_serves_them(runs, tmp_path):
         assert r["plan_parsed"] == 1.0
 
 
+@pytest.mark.parametrize("regime", ["finetune", "scratch"])
+def test_robot_only_regimes_keep_in_domain_rows_in_the_grounded_recipe(runs, regime):
+    """RT-2's ablation removes the web, not the robot-derived pointing rows: with point_share > 0 finetune and
+    scratch mix robot_aux 10 % and robot_point, and the web's share goes to the action rows."""
+    root, common = runs
+    init = ["--init", str(root / "pt")] if regime == "finetune" else []
+    out = root / f"grounded_{regime}"
+    argv = ["train", "--regime", regime, *init, "--data", str(root / "data"), *common, "--steps", "1"]
+    assert cli.main([*argv, "--batch-size", "10", "--set", "point_share=0.15", "--out", str(out)]) == 0
+    weights = json.loads((out / "final/training.json").read_text())["data"]["weights"]
+    assert weights == pytest.approx({"robot": 0.75, "robot_aux": 0.1, "robot_point": 0.15})
+    plain = root / f"plain_{regime}"  # without the grounded recipe: robot only, as before
+    assert cli.main([*argv, "--batch-size", "4", "--out", str(plain)]) == 0
+    assert json.loads((plain / "final/training.json").read_text())["data"]["weights"] == {"robot": 1.0}
+
+
 def test_point_share_must_leave_web_data(runs, capsys):
     root, common = runs
     argv = ["train", "--regime", "cofinetune", "--init", str(root / "pt"), "--data", str(root / "data"), *common]

@@ -4,11 +4,17 @@
 regime         model                       examples (``rt2.data.mixture.MixtureSampler`` sources and weights)
 =============  ==========================  =====================================================================
 pretrain       fresh (tokenizer trained)   ``web`` only (our stand-in for web-scale VLM pre-training)
-scratch        fresh (tokenizer trained)   ``robot`` only (the "no web knowledge" ablation)
-finetune       ``--init`` (pretrained)     ``robot`` only
+scratch        fresh (tokenizer trained)   ``robot`` only (the "no web knowledge" ablation); see below
+finetune       ``--init`` (pretrained)     ``robot`` only; see below
 cofinetune     ``--init`` (pretrained)     ``robot`` / ``robot_aux`` / ``web`` = robot_share / 10 % / rest;
                                            with ``point_share`` > 0 also ``robot_point`` (taken from the web share)
 =============  ==========================  =====================================================================
+
+With ``point_share`` > 0 (the grounded ``control`` recipe) on tabletop data, scratch and finetune keep the
+in-domain rows too: ``robot_aux`` 10 % and ``robot_point`` ``point_share``, with ``robot`` taking the rest (the
+web's share). Why: those rows are derived from the robot dataset (its ``observation.environment_state``), not
+from the web, so RT-2's ablation (web data or not) must keep them; dropping them as well would confound "no web
+knowledge" with "no grounding supervision", which issue 14 measured to be what makes control learnable.
 
 ``robot_point`` (``rt2.data.robot`` task ``aux_point``) asks "where is the <block>?" on robot frames about the
 blocks the instruction names: the in-domain pointing of the grounded recipe (preset ``control``).
@@ -253,7 +259,8 @@ def build_sources(
             rcfg = RobotDataConfig(n_frames=history, seed=seed, aux_tasks=aux, on_web_only="keep")
         sources["robot"] = RobotActions(robot.episodes, rcfg, action_space=robot.tokenizer)
         info.update(robot.info, data=str(data or robot.info["dataset"]), robot_frames=len(sources["robot"]))
-        if regime == "cofinetune":
+        # cofinetune always mixes the in-domain rows; the robot-only regimes only in the grounded recipe (module doc)
+        if regime == "cofinetune" or (point_share > 0 and robot.tabletop):
             if aux:
                 sources["robot_aux"] = RobotAux(robot.episodes, rcfg)
             else:
@@ -295,6 +302,13 @@ def build_sources(
         weights.update({k: web_share * w / total for k, w in web_parts.items()})
     elif regime == "pretrain":
         weights = {k: w / total for k, w in web_parts.items()}
+    elif "robot_point" in sources:  # scratch / finetune in the grounded recipe: the web's share goes to robot
+        weights = {"robot_aux": rt2_weights(0.0)["robot_aux"] if "robot_aux" in sources else 0.0}
+        weights["robot_point"] = point_share
+        weights["robot"] = 1.0 - weights["robot_aux"] - point_share
+        if weights["robot"] <= 0:
+            raise ValueError(f"point_share {point_share} leaves no action rows; lower point_share")
+        weights = {k: v for k, v in weights.items() if v > 0}
     else:
         weights = {"robot": 1.0}
     info["weights"] = weights
