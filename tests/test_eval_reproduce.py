@@ -13,12 +13,25 @@ def test_plan_is_data_with_dependencies():
     names = [s.name for s in R.plan(R.BUDGETS["full"])]
     assert names[0] == "collect" and names[-1] == "report"
     assert {
-        "pretrain-pali-small",
-        "train-cofinetune-pali-small",
-        "eval-scratch-pali-tiny",
+        "pretrain-pali-tiny",  # the size axis: co-fine-tune only at the larger size
+        "train-cofinetune-pali-tiny",
+        "eval-cofinetune-pali-tiny",
         "eval-scratch-pali-nano",
         "eval-oracle",
     } <= set(names)
+    assert "train-scratch-pali-tiny" not in names and "train-finetune-pali-tiny" not in names
+    # the central comparison is scheduled first, each training followed by its evaluation
+    default = [s.name for s in R.plan(R.BUDGETS["default"])]
+    assert default[2:6] == [
+        "train-cofinetune-pali-nano",
+        "eval-cofinetune-pali-nano",
+        "train-finetune-pali-nano",
+        "eval-finetune-pali-nano",
+    ]
+    # every regime trains with the controlling recipe and every suite gets >= 100 episodes
+    b = R.BUDGETS["default"]
+    assert b.train_preset == "control" and b.train_steps >= 18000 and b.suite_episodes >= 100
+    assert set(R.ALL_SUITES) <= set(b.suites) and "cot" in b.suites
     by = {s.name: s for s in R.plan(R.BUDGETS["default"])}
     assert by["train-finetune-pali-nano"].needs == ("collect", "pretrain-pali-nano")
     assert by["eval-cofinetune-pali-nano"].needs == ("train-cofinetune-pali-nano",)
@@ -91,12 +104,13 @@ def test_stage_fingerprint_only_covers_the_fields_it_uses():
     assert by["report"].fingerprint(b) != by["report"].fingerprint(more_eval)
     # the pre-training lr is pinned in the budget (not taken from the preset) and re-runs pre-training when changed
     pre = by["pretrain-pali-nano"]
-    assert pre.fingerprint(b) != pre.fingerprint(dataclasses.replace(b, pretrain_lr=1e-3))
+    assert pre.fingerprint(b) != pre.fingerprint(dataclasses.replace(b, pretrain_lr=5e-4))
     assert pre.fingerprint(b) == pre.fingerprint(more_steps)
     # --pretrained replaces the pre-training stage by a check whose fingerprint is the path; without it the old
     # fingerprint (and so the markers of existing runs) is unchanged
     with_pre = {s.name: s for s in R.plan(dataclasses.replace(b, pretrained="runs/pt"))}["pretrain-pali-nano"]
     assert with_pre.fingerprint(dataclasses.replace(b, pretrained="runs/pt")) == {"pretrained": "runs/pt"}
+    assert with_pre.argv is None and with_pre.call is not None  # a check in this process, not a job
     assert "pretrained" not in pre.fingerprint(b)
     vqa = by["vqa-cofinetune-pali-nano"]  # more VQA items re-run the VQA stages only
     assert vqa.fingerprint(b) == vqa.fingerprint(more_eval) != vqa.fingerprint(dataclasses.replace(b, vqa_items=9))
@@ -109,12 +123,41 @@ def test_command_line_overrides_reach_the_budget():
 
     parser = argparse.ArgumentParser()
     R.add_arguments(parser)
-    argv = ["--pretrain-steps", "20000", "--pretrain-lr", "1e-3", "--grounding-weight", "10", "--vqa-items", "230"]
+    argv = ["--pretrain-steps", "30000", "--pretrain-lr", "5e-4", "--grounding-weight", "0", "--vqa-items", "230"]
     over = R.overrides_from_args(parser.parse_args(argv))
-    assert over == {"pretrain_steps": 20000, "pretrain_lr": 1e-3, "grounding_weight": 10.0, "vqa_items": 230}
+    assert over == {"pretrain_steps": 30000, "pretrain_lr": 5e-4, "grounding_weight": 0.0, "vqa_items": 230}
+    argv = ["--train-steps", "14000", "--action-format", "plan"]
+    assert R.overrides_from_args(parser.parse_args(argv)) == {"train_steps": 14000, "action_format": "plan"}
     assert R.overrides_from_args(parser.parse_args(["--pretrained", "runs/pt"])) == {"pretrained": "runs/pt"}
     assert R.overrides_from_args(parser.parse_args([])) == {}
     b = dataclasses.replace(R.BUDGETS["default"], **over)
     pre = {s.name: s for s in R.plan(b)}["pretrain-pali-nano"]
-    assert "20000 steps" in pre.describe
+    assert "30000 steps" in pre.describe
     assert pre.fingerprint(b) != pre.fingerprint(R.BUDGETS["default"])  # a resumed run re-does pre-training
+
+
+@pytest.mark.slow
+def test_two_jobs_run_stages_side_by_side_in_one_thread_children(tmp_path):
+    """--jobs 2: every command stage is a child process with its own log and one thread; the result validates
+    and resumes like a sequential run; a failing child names its log."""
+    logs: list[str] = []
+    status = R.reproduce(tmp_path, "quick", quiet=True, log=logs.append, jobs=2)
+    assert set(status.values()) == {"ran"} and len(status) == 14
+    train_log = (tmp_path / "logs" / "train-cofinetune-pali-nano.log").read_text()
+    assert train_log.startswith("$ rt2 train --preset control --regime cofinetune") and "--num-threads 1" in train_log
+    assert (tmp_path / "logs" / "eval-oracle.log").is_file()
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {t["claim"] for t in results["targets"]} >= {
+        "co-fine-tuned on seen",
+        "scratch vs co-fine-tuned, unseen average",
+    }
+    assert "finetune-pali-nano" in results["paired"]  # co-fine-tune minus each other policy, same episodes
+    assert "## RT-2's claims at this scale" in (tmp_path / "report.md").read_text()
+    assert set(R.reproduce(tmp_path, "quick", quiet=True, log=logs.append, jobs=2).values()) == {"skipped"}
+
+    with pytest.raises(RuntimeError, match=r"stage collect failed .*logs/collect.log"):
+        R.reproduce(tmp_path / "bad", "quick", quiet=True, log=logs.append, jobs=2,
+                    overrides={"collect_noise": "not-a-number"})  # fmt: skip
+    assert "--noise" in (tmp_path / "bad" / "logs" / "collect.log").read_text()
+    with pytest.raises(ValueError, match="--jobs must be >= 1"):
+        R.reproduce(tmp_path / "bad", "quick", jobs=0)

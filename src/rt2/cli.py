@@ -39,7 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vqa": ("rt2.eval.vqa", "held-out web-corpus VQA accuracy of a VLM per task type, with Wilson CIs vs chance"),
     "reproduce": (
         "rt2.eval.reproduce",
-        "the paper's experiment end to end: collect, pretrain, 3 regimes, eval, figures",
+        "RT-2's experiment end to end on the controlling recipe: 3 regimes (+ baseline), every suite, claims, figures",
     ),
     "serve": ("rt2.serve.cli", "serve a policy to robots over websockets (micro-batched, token-protected)"),
     "run-robot": ("rt2.serve.robot", "drive the tabletop world as a remote robot through a policy server"),
@@ -55,7 +55,7 @@ RUNTIMES: dict[str, str] = {
     "oracle-table": "~3-5 s with the defaults, 350 episodes, on a 2-core CPU",
     "eval": "oracle, seen x 10 episodes: ~5 s; a learned policy: ~0.2-0.5 s per batched step on 2 CPU cores",
     "vqa": "400 items: ~5-10 s on 2 CPU cores",
-    "reproduce": "default budget: < 2 h on 2 CPU cores (estimate); --quick: 0.5-3.5 min",
+    "reproduce": "default budget with --pretrained --jobs 2: ~3.2 h on 2 CPU cores (estimate); --quick: 1-3 min",
     "serve": "ready in ~2 s",
     "run-robot": "~20 s per 200-step episode at 10 Hz, plus ~2 s start-up",
 }
