@@ -159,5 +159,11 @@ def test_two_jobs_run_stages_side_by_side_in_one_thread_children(tmp_path):
         R.reproduce(tmp_path / "bad", "quick", quiet=True, log=logs.append, jobs=2,
                     overrides={"collect_noise": "not-a-number"})  # fmt: skip
     assert "--noise" in (tmp_path / "bad" / "logs" / "collect.log").read_text()
+    # --stages: one regime and what it needs, nothing else
+    only = tmp_path / "only"
+    status = R.reproduce(only, "quick", quiet=True, log=logs.append, only=["eval-scratch-pali-nano"])
+    assert list(status) == ["collect", "train-scratch-pali-nano", "eval-scratch-pali-nano"]
+    with pytest.raises(ValueError, match="no such stage"):
+        R.reproduce(only, "quick", only=["train-nonsense"])
     with pytest.raises(ValueError, match="--jobs must be >= 1"):
         R.reproduce(tmp_path / "bad", "quick", jobs=0)

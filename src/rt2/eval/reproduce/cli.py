@@ -20,6 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stages side by side, each a one-thread child process with its log in OUT/logs/ (2 = this "
         "machine's two cores: two regimes train at once)",
     )
+    parser.add_argument(
+        "--stages",
+        default="",
+        help="comma-separated stage names: run only these and what they need (e.g. "
+        "train-scratch-pali-nano,eval-scratch-pali-nano while the pre-trained VLM is not ready)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
         "--grounding-weight", type=float, default=None, help="override the budget's auxiliary grounding loss weight"
@@ -70,7 +76,12 @@ def run(args: argparse.Namespace) -> int:
     over = overrides_from_args(args)
     try:
         status = reproduce(
-            args.out, "quick" if args.quick else args.budget, quiet=args.quiet, overrides=over, jobs=args.jobs
+            args.out,
+            "quick" if args.quick else args.budget,
+            quiet=args.quiet,
+            overrides=over,
+            jobs=args.jobs,
+            only=[n for n in args.stages.split(",") if n],
         )
     except (RuntimeError, ValueError) as e:
         print(f"rt2 reproduce: error: {e}", file=sys.stderr)

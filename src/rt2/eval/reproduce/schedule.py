@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rt2.eval import report
@@ -78,6 +78,21 @@ class _Child:
                 self.proc.kill()
 
 
+def select(stages: list[Stage], names: Sequence[str]) -> list[Stage]:
+    """``names`` and everything they need, transitively, in plan order."""
+    by = {s.name: s for s in stages}
+    unknown = [n for n in names if n not in by]
+    if unknown:
+        raise ValueError(f"--stages {', '.join(unknown)}: no such stage; this budget has {', '.join(by)}")
+    keep, todo = set(), list(names)
+    while todo:
+        n = todo.pop()
+        if n not in keep:
+            keep.add(n)
+            todo.extend(by[n].needs)
+    return [s for s in stages if s.name in keep]
+
+
 def reproduce(
     out: str | Path,
     budget: str = "default",
@@ -85,10 +100,12 @@ def reproduce(
     log: Callable[[str], None] = print,
     overrides: dict | None = None,
     jobs: int = 1,
+    only: Sequence[str] = (),
 ) -> dict:
     """Run (or resume) the pipeline; -> {stage: "ran" | "skipped"}. Stage markers go to ``out/stages/``.
     ``overrides``: Budget fields to change (e.g. ``{"suite_episodes": 100}``); the stages they feed re-run, the
-    others are kept. ``jobs``: stages run side by side, each in a one-thread child process (module doc)."""
+    others are kept. ``jobs``: stages run side by side, each in a one-thread child process (module doc).
+    ``only``: run just these stages and what they need (e.g. one regime while the pre-trained VLM is not ready)."""
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}; valid: {', '.join(BUDGETS)}")
     if jobs < 1:
@@ -98,6 +115,8 @@ def reproduce(
     b = dataclasses.replace(BUDGETS[budget], **(overrides or {}))
     b.pretrained_dirs()  # a bad --pretrained fails before any work
     stages = plan(b, quiet or jobs > 1)
+    if only:
+        stages = select(stages, only)
     status: dict[str, str] = {}
     pending = list(stages)
     running: dict[str, _Child] = {}
