@@ -176,10 +176,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="let an HF checkpoint run Python code shipped in its folder (never on unless you pass this)",
     )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("A", "B"),
+        help="pair two finished `rt2 eval` folders on the episodes both played (same seeded initial states) and "
+        "write OUT/paired.json + paired.md; runs no episode",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from rt2.eval.compare import compare, table
+
+    try:
+        info = compare(args.compare[0], args.compare[1], args.out)
+    except ValueError as e:
+        print(f"rt2 eval: error: {e}", file=sys.stderr)
+        return 2
+    print("\n".join(table(info)))
+    print(f"wrote {Path(args.out) / 'paired.json'} and {Path(args.out) / 'paired.md'}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.compare:
+        if args.policy:
+            print("rt2 eval: error: --compare pairs two finished runs; drop --policy", file=sys.stderr)
+            return 2
+        return _compare(args)
     try:
         if not args.policy:
             from rt2.policy.default import resolve_policy
