@@ -31,6 +31,17 @@ def test_compare_pairs_the_common_episodes_and_reports_per_suite(tmp_path, capsy
     assert d["rate_a"] == pytest.approx(sum(r["success"] for r in seen_a) / len(seen_a))
     assert d["diff"] > 0 and d["a_only"] > 0  # 40 steps beat 3
     assert "| seen |" in printed and (tmp_path / "ab" / "paired.md").is_file()
+    # one policy's episodes from two runs (more suites evaluated later) pair as one
+    more = _eval(tmp_path, "b2", "emergent_math", max_steps=3)
+    assert cli.main(["eval", "--compare", str(a), f"{b},{more}", "--out", str(tmp_path / "ab2")]) == 0
+    joined = json.loads((tmp_path / "ab2" / "paired.json").read_text())
+    assert list(joined["per_suite"]) == ["seen", "emergent_math"] and joined["overall"]["n"] == len(rows_a_all(a))
+    assert cli.main(["eval", "--compare", str(a), f"{b},{b}", "--out", str(tmp_path / "x")]) == 2
+    assert "repeat episodes" in capsys.readouterr().err
+
+
+def rows_a_all(path):
+    return next(iter(json.loads((path / "eval_info.json").read_text())["episodes"].values()))
 
 
 def test_compare_refuses_unpaired_runs_with_one_line(tmp_path, capsys):

@@ -181,7 +181,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs=2,
         metavar=("A", "B"),
         help="pair two finished `rt2 eval` folders on the episodes both played (same seeded initial states) and "
-        "write OUT/paired.json + paired.md; runs no episode",
+        "write OUT/paired.json + paired.md; runs no episode. A or B may be DIR,DIR: one policy's runs joined",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 

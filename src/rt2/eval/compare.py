@@ -1,6 +1,7 @@
 """Pair two finished evaluations after the fact: ``rt2 eval --compare A B --out DIR``.
 
     rt2 eval --compare runs/eval_direct runs/eval_plan --out runs/direct_vs_plan     # < 1 s
+    rt2 eval --compare runs/eval_direct runs/eval_plan,runs/eval_plan_more --out ...   # B's episodes from two runs
 
 Two ``rt2 eval`` runs of different policies on the same suites and seed play identical initial states
 (``rt2.eval.suites``: an episode's seed depends only on suite, task, index and base seed), so their episodes pair
@@ -44,10 +45,25 @@ def load_rows(path: str | Path) -> tuple[str, list[Mapping]]:
     return str(info.get("meta", {}).get("policies", [label])[0]), rows
 
 
+def load_many(spec: str | Path) -> tuple[str, list[Mapping]]:
+    """``DIR[,DIR...]``: the episodes of one policy evaluated in several runs (e.g. more suites later), which must
+    be the same policy and must not repeat an episode."""
+    parts = [p for p in str(spec).split(",") if p]
+    loaded = [load_rows(p) for p in parts]
+    labels = {lab for lab, _ in loaded}
+    if len(labels) > 1:
+        raise ValueError(f"--compare {spec}: the runs evaluated different policies ({', '.join(sorted(labels))})")
+    rows = [r for _, rs in loaded for r in rs]
+    if len({tuple(r[k] for k in KEY) for r in rows}) != len(rows):
+        raise ValueError(f"--compare {spec}: the runs repeat episodes; give each episode once")
+    return loaded[0][0], rows
+
+
 def compare(a: str | Path, b: str | Path, out: str | Path | None = None) -> dict:
-    """Paired A - B on the episodes both runs played; writes ``out/paired.json`` and ``out/paired.md`` if given."""
-    label_a, rows_a = load_rows(a)
-    label_b, rows_b = load_rows(b)
+    """Paired A - B on the episodes both sides played (``a``/``b``: ``DIR[,DIR...]``); writes ``out/paired.json``
+    and ``out/paired.md`` if given."""
+    label_a, rows_a = load_many(a)
+    label_b, rows_b = load_many(b)
     keys_a = {tuple(r[k] for k in KEY) for r in rows_a}
     common = keys_a & {tuple(r[k] for k in KEY) for r in rows_b}
     if not common:
