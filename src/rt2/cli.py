@@ -59,7 +59,7 @@ RUNTIMES: dict[str, str] = {
     "oracle-table": "~3-5 s with the defaults, 350 episodes, on a 2-core CPU",
     "eval": "oracle, seen x 10 episodes: ~5 s; a learned policy: ~0.2-0.5 s per batched step on 2 CPU cores",
     "vqa": "400 items: ~5-10 s on 2 CPU cores",
-    "pointing": "defaults (100 web items per type, 20 episodes per suite task): ~1 min on 2 CPU cores",
+    "pointing": "100 web items per type, 20 episodes per suite task: ~1-2 min on 2 CPU cores",
     "reproduce": "default budget: < 2 h on 2 CPU cores (estimate); --quick: 0.5-3.5 min",
     "serve": "ready in ~2 s",
     "run-robot": "~20 s per 200-step episode at 10 Hz, plus ~2 s start-up",
