@@ -144,6 +144,29 @@ def test_sim_training_instructions_never_contain_web_only_concepts():
     assert checked > 1000
 
 
+def test_emergent_pointing_phrases_never_occur_in_robot_training_instructions():
+    """Issue 15's web pointing questions name the suites' referents in the suites' words ("the sum of two plus
+    one", "la luna roja", "le cube"): none of those phrases, article included, occurs in a robot training instruction
+    ("cube" alone is English and French, "le cube" is not)."""
+    from rt2.data.web.referents import EMERGENT_TYPES, sample_question
+
+    phrases = {sample_question(t, np.random.default_rng([3, k])).phrase for t in EMERGENT_TYPES for k in range(40)}
+    assert len(phrases) > 200
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(12):
+        scene = sample_scene(SceneConfig.preset("language_table"), rng)
+        for family in LT_FAMILIES:
+            spec = sample_task(family, scene, rng)
+            if spec is None:
+                continue
+            for text in enumerate_instructions(spec, scene, language="en", split="train"):
+                hits = [p for p in phrases if f" {p} " in f" {text} "]
+                assert not hits, (text, hits)
+                checked += 1
+    assert checked > 1000
+
+
 def test_emergent_instructions_do_use_web_only_concepts():
     """The other side of the contract: every emergent-suite instruction needs some web concept."""
     rng = np.random.default_rng(1)

@@ -37,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "oracle-table": ("rt2.sim.oracle_table", "measure the scripted oracle's success per task family (markdown table)"),
     "eval": ("rt2.eval.cli", "closed-loop success of a policy (or a paired A/B) on RT-2's suites, with CIs and videos"),
     "vqa": ("rt2.eval.vqa", "held-out web-corpus VQA accuracy of a VLM per task type, with Wilson CIs vs chance"),
+    "pointing": (
+        "rt2.eval.pointing",
+        "held-out pointing accuracy per emergent referent type, on web images and the emergent suites' frames",
+    ),
     "reproduce": (
         "rt2.eval.reproduce",
         "RT-2's experiment end to end on the controlling recipe: 3 regimes (+ baseline), every suite, claims, figures",
@@ -55,6 +59,7 @@ RUNTIMES: dict[str, str] = {
     "oracle-table": "~3-5 s with the defaults, 350 episodes, on a 2-core CPU",
     "eval": "oracle, seen x 10 episodes: ~5 s; a learned policy: ~0.2-0.5 s per batched step on 2 CPU cores",
     "vqa": "400 items: ~5-10 s on 2 CPU cores",
+    "pointing": "100 web items per type, 20 episodes per suite task: ~1-2 min on 2 CPU cores",
     "reproduce": "default budget with --pretrained --jobs 2: ~3.2 h on 2 CPU cores (estimate); --quick: 1-3 min",
     "serve": "ready in ~2 s",
     "run-robot": "~20 s per 200-step episode at 10 Hz, plus ~2 s start-up",

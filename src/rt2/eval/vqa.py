@@ -135,7 +135,8 @@ def generate_answers(
     return Answers(predictions, clamped, len(items) - len(fits))
 
 
-def _row(n: int, correct: int, chance: float) -> dict[str, Any]:
+def accuracy_row(n: int, correct: int, chance: float) -> dict[str, Any]:
+    """{n, correct, accuracy, ci95 (Wilson 95 %), chance, above_chance (CI lower bound > chance)}."""
     lo, hi = wilson(correct, n)
     return {
         "n": n,
@@ -160,11 +161,11 @@ def summarize_vqa(items: Sequence[WebItem], predictions: Sequence[str]) -> dict[
     per_task: dict[str, dict[str, Any]] = {}
     for task in sorted(chance):
         hits = [v for it, v in zip(items, verdicts, strict=True) if it.task == task]
-        per_task[task] = _row(len(hits), sum(hits), chance[task])
+        per_task[task] = accuracy_row(len(hits), sum(hits), chance[task])
     overall_chance = sum(r["chance"] * r["n"] for r in per_task.values()) / len(items)
     return {
         "per_task": per_task,
-        "overall": _row(len(items), sum(verdicts), overall_chance),
+        "overall": accuracy_row(len(items), sum(verdicts), overall_chance),
         "correct": verdicts,
     }
 

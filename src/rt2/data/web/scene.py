@@ -30,7 +30,16 @@ GRID_MAX = 10  # pointing answers use -GRID_MAX..GRID_MAX, the same integers as 
 ALL_BLOCK_TYPES: tuple[tuple[str, str], ...] = tuple((c, s) for c in board.COLOURS for s in board.SHAPES)
 TRAIN_BLOCK_TYPES: tuple[tuple[str, str], ...] = tuple((c, s) for c in board.TRAIN_COLOURS for s in board.TRAIN_SHAPES)
 PLAIN_BACKGROUNDS: tuple[str, ...] = ("white", "grey")
-SCENE_KINDS: tuple[str, ...] = ("tabletop", "blocks_only", "symbols_only", "digits")
+SCENE_KINDS: tuple[str, ...] = ("tabletop", "blocks_only", "symbols_only", "digits", "symbol_board")
+# Symbol boards mirror the emergent suites' scenes (rt2.eval.suites): several symbols of one family among blocks of
+# three sizes, so the referents those suites name ("the 3", "the face with glasses", "the smallest block") are
+# asked on the kind of board they are acted on. The groups are the suites' symbol sets (people: both faces always).
+SYMBOL_GROUPS: dict[str, tuple[str, ...]] = {
+    "digits": board.DIGITS,
+    "icons": ("heart", "arrow", "cross"),
+    "people": ("face", "face_glasses", "heart", "arrow"),
+    "any": board.SYMBOL_KINDS,
+}
 SCALES: tuple[float, ...] = tuple(SIZE_SCALES.values())  # small 0.75, normal 1.0, large 1.3
 MIN_SYMBOL_GAP = 0.09  # symbol centre to symbol centre (same as the sim's sampler)
 MIN_BLOCK_SYMBOL_GAP = 0.055  # never hide a symbol under a block
@@ -125,17 +134,26 @@ def _place_blocks(
     return placed
 
 
-def sample_web_scene(kind: str, rng: np.random.Generator, heldout_objects: bool = True) -> Scene:
+def sample_web_scene(
+    kind: str, rng: np.random.Generator, heldout_objects: bool = True, symbol_group: str | None = None
+) -> Scene:
     """One web scene. ``kind``:
 
     - ``"tabletop"``: 2-8 blocks, 0-3 symbols (digits and icons, incl. faces), the robot, any background;
     - ``"blocks_only"``: 1-6 blocks on a plain background, no robot, no symbols;
     - ``"symbols_only"``: 1-2 symbols on a plain background (a "non-table" image of a digit or an icon);
-    - ``"digits"``: exactly two distinct digits plus 0-4 blocks and the robot (grounded arithmetic).
+    - ``"digits"``: exactly two distinct digits plus 0-4 blocks and the robot (grounded arithmetic);
+    - ``"symbol_board"``: 3-7 blocks of three sizes, the robot and symbols of one ``SYMBOL_GROUPS`` family (4
+      distinct digits, the 3 icons, the 4 people icons, or 3-4 of any kind); ``symbol_group`` picks the family
+      (default: drawn from ``rng``), as the emergent suites' scenes do.
 
     ``heldout_objects`` lets blocks use the held-out colours/shapes (web images are where the model meets them).
     """
     board.check_name("web scene kind", kind, SCENE_KINDS)
+    if symbol_group is not None:
+        board.check_name("symbol group", symbol_group, tuple(SYMBOL_GROUPS))
+        if kind != "symbol_board":
+            raise ValueError(f"symbol_group is for the 'symbol_board' scene kind, not {kind!r}")
     types = ALL_BLOCK_TYPES if heldout_objects else TRAIN_BLOCK_TYPES
     for _ in range(200):
         background = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
@@ -149,9 +167,13 @@ def sample_web_scene(kind: str, rng: np.random.Generator, heldout_objects: bool 
         elif kind == "symbols_only":
             n_blocks, kinds = 0, _symbol_kinds(rng, int(rng.integers(1, 3)))
             background = PLAIN_BACKGROUNDS[int(rng.integers(len(PLAIN_BACKGROUNDS)))]
-        else:  # digits
+        elif kind == "digits":
             n_blocks = int(rng.integers(0, 5))
             kinds = [str(d) for d in rng.choice(10, size=2, replace=False)]
+            effector = _uniform_xy(rng, board.EDGE_BUFFER)
+        else:  # symbol_board (its draws come after the other kinds' branches, so their streams are unchanged)
+            group = symbol_group or tuple(SYMBOL_GROUPS)[int(rng.integers(len(SYMBOL_GROUPS)))]
+            n_blocks, kinds = int(rng.integers(3, 8)), _group_kinds(rng, group)
             effector = _uniform_xy(rng, board.EDGE_BUFFER)
         symbols = _place_symbols(rng, kinds, board.COLOURS)
         if symbols is None:
@@ -171,6 +193,17 @@ def sample_web_scene(kind: str, rng: np.random.Generator, heldout_objects: bool 
             texture_seed=int(rng.integers(2**31)),
         )
     raise RuntimeError(f"could not sample a {kind!r} web scene in 200 attempts")  # pragma: no cover - geometry
+
+
+def _group_kinds(rng: np.random.Generator, group: str) -> list[str]:
+    pool = SYMBOL_GROUPS[group]
+    if group == "digits":
+        n = 4
+    elif group == "any":
+        n = int(rng.integers(3, 5))
+    else:
+        n = len(pool)  # icons / people: the whole set, as in the suites
+    return [str(k) for k in rng.permutation(np.array(pool))[:n]]
 
 
 def _symbol_kinds(rng: np.random.Generator, n: int) -> list[str]:

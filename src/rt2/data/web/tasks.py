@@ -25,6 +25,7 @@ import numpy as np
 
 from rt2.data.prompts import CAPTION_PROMPT, vqa_prompt
 from rt2.data.web import lang as L
+from rt2.data.web.referents import web_task_fn
 from rt2.data.web.scene import GRID_MAX, board_to_grid, grid_text, reading_order, sample_web_scene
 from rt2.sim import board, lexicon
 from rt2.sim.scene import SIZE_SCALES, Block, Scene
@@ -442,6 +443,17 @@ TASKS: dict[str, TaskDef] = {
         TaskDef("rel_left_of", _TABLE, rel_left_of, "exact"),
         TaskDef("rel_size", _TABLE, rel_size, "exact"),
         TaskDef("rel_extreme", _TABLE, rel_extreme, "exact"),
+        # Pointing in the emergent suites' own words (issue 15; rt2.data.web.referents): the referents the suites
+        # name, phrased by the sim's instruction code, answered with the referent's grid point.
+        TaskDef("point_symbol_named", ("symbol_board",) + _SYM, web_task_fn("point_symbol_named"), "point"),
+        TaskDef("point_math_named", ("symbol_board", "digits"), web_task_fn("point_math_named"), "point"),
+        TaskDef("point_relation", ("symbol_board",) + _TABLE, web_task_fn("point_relation"), "point"),
+        TaskDef(
+            "point_multilingual",
+            ("symbol_board", "tabletop", "blocks_only", "symbols_only"),
+            web_task_fn("point_multilingual"),
+            "point",
+        ),
     )
 }
 TASK_TYPES: tuple[str, ...] = tuple(TASKS)
@@ -450,7 +462,7 @@ TASK_TYPES: tuple[str, ...] = tuple(TASKS)
 # and are not affected.
 GEOMETRIC_TASKS: frozenset[str] = frozenset(
     {"point_block", "point_robot", "point_symbol", "point_dense", "point_inverse", "point_math", "vqa_position"}
-    | {"read_symbol"}
+    | {"read_symbol", "point_symbol_named", "point_math_named", "point_relation", "point_multilingual"}
 )
 
 
