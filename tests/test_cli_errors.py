@@ -76,6 +76,10 @@ def _bad_inputs(tiny: Path, tmp: Path) -> list[tuple[list[str], str]]:
         (["collect", "--episodes", "1", "--families", "nosuch", "--out", out], "nosuch"),
         (["oracle-table", "--episodes", "-1"], "episodes"),
         (["reproduce", "--budget", "nosuch", "--out", out], "nosuch"),
+        (["reproduce", "--quick", "--stages", "train-nosuch", "--out", out], "no such stage"),
+        (["reproduce", "--quick", "--pretrained", "pali-huge=x", "--out", out], "pali-huge"),
+        (["reproduce", "--quick", "--jobs", "0", "--out", out], "--jobs"),
+        (["eval", "--compare", missing, missing, "--out", out], "no eval_info.json"),
         (["bench", "nosuch"], "nosuch"),
     ]
 

@@ -83,14 +83,18 @@ def run(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             only=[n for n in args.stages.split(",") if n],
         )
-    except (RuntimeError, ValueError) as e:
+    except ValueError as e:  # bad input: nothing ran
+        print(f"rt2 reproduce: error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:  # a stage failed; what finished is kept and a re-run resumes
         print(f"rt2 reproduce: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("rt2 reproduce: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+    where = f"; see {Path(args.out) / 'report.md'}" if "report" in status else " (the report was not selected)"
     print(
         f"{sum(v == 'ran' for v in status.values())} stages ran, {sum(v == 'skipped' for v in status.values())} "
-        f"skipped; see {Path(args.out) / 'report.md'}"
+        f"skipped{where}"
     )
     return 0
