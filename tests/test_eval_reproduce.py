@@ -167,3 +167,22 @@ def test_two_jobs_run_stages_side_by_side_in_one_thread_children(tmp_path):
         R.reproduce(only, "quick", only=["train-nonsense"])
     with pytest.raises(ValueError, match="--jobs must be >= 1"):
         R.reproduce(tmp_path / "bad", "quick", jobs=0)
+
+
+def test_the_plan_states_its_budget_in_cpu_and_wall_time():
+    """Every budget states what it costs; two lanes cut wall time but not CPU time, and --pretrained drops the
+    pre-training's share."""
+    import dataclasses
+
+    from rt2.eval.reproduce.stages import estimate
+
+    b = R.BUDGETS["default"]
+    stages = R.plan(b)
+    by = {s.name: s for s in stages}
+    assert by["train-cofinetune-pali-nano"].cost_min > 60 and by["report"].cost_min == 0
+    cpu1, wall1 = estimate(stages, 1)
+    cpu2, wall2 = estimate(stages, 2)
+    assert cpu1 == cpu2 == wall1 and wall2 < 0.8 * wall1
+    with_pre = R.plan(dataclasses.replace(b, pretrained="runs/pt"))
+    assert estimate(with_pre, 2)[0] < cpu1 - 60
+    assert estimate(R.plan(R.BUDGETS["quick"]), 2)[1] < 1.0  # minutes

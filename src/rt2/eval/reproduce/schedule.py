@@ -29,7 +29,7 @@ from pathlib import Path
 
 from rt2.eval import report
 from rt2.eval.reproduce.budget import BUDGETS
-from rt2.eval.reproduce.stages import Stage, plan
+from rt2.eval.reproduce.stages import Stage, estimate, plan
 
 STATUS_EVERY_S = 300.0  # a progress line per running stage this often (long jobs show progress)
 
@@ -117,6 +117,9 @@ def reproduce(
     stages = plan(b, quiet or jobs > 1)
     if only:
         stages = select(stages, only)
+    cpu, wall = estimate(stages, jobs)
+    log(f"[plan] budget {b.name}: {len(stages)} stages, ~{cpu / 60:.1f} CPU-h, ~{wall / 60:.1f} h with --jobs {jobs} "
+        "(estimate from measured per-sample costs; finished stages are skipped)")  # fmt: skip
     status: dict[str, str] = {}
     pending = list(stages)
     running: dict[str, _Child] = {}

@@ -21,6 +21,16 @@ from pathlib import Path
 from rt2.eval.reproduce.budget import REGIMES, Budget
 
 DATA = "data/robot"
+# CPU-minutes per unit at one thread on this 2-core machine, measured (pali-nano, batch 32): collect 244 s for
+# 4,000 episodes; pretrain ~110 samples/s (docs/results/pretrain); the control preset ~110 samples/s
+# (docs/results/control); eval 1,107 direct-policy episodes in ~10 CPU-min; vqa 4,600 items in 52 s.
+COST_MIN = {
+    "collect_per_episode": 244 / 60 / 4000,
+    "step_per_sample": {"pali-nano": 1 / 110 / 60, "pali-tiny": 6 / 110 / 60, "pali-small": 24 / 110 / 60},
+    "rt1_per_sample": 1 / 290 / 60,  # `rt2 bench rt1`: 2.64x pali-nano's samples per CPU-second
+    "eval_per_episode": 10 / 1107,
+    "vqa_per_item": 52 / 60 / 4600,
+}
 # Regimes in the order they are scheduled (see the module doc); the report lists them in REGIMES order.
 RUN_ORDER = ("cofinetune", "finetune", "scratch")
 
@@ -41,6 +51,7 @@ class Stage:
     argv: Callable[[Path, bool], list[str]] | None = None
     call: Callable[[Path, bool], None] | None = None
     heavy: bool = True  # a long single-threaded job (gets --num-threads 1 and a lane of its own in parallel runs)
+    cost_min: float = 0.0  # estimated CPU-minutes at one thread (COST_MIN), for the plan's stated budget
 
     def fingerprint(self, b: Budget) -> dict:
         d = dataclasses.asdict(b)
@@ -280,7 +291,38 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
             heavy=False,
         )
     )
-    return stages
+    return [dataclasses.replace(st, cost_min=stage_cost(st.name, b)) for st in stages]
+
+
+def stage_cost(name: str, b: Budget) -> float:
+    """Estimated CPU-minutes of stage ``name`` at one thread (COST_MIN); 0 for the in-process steps."""
+    per = COST_MIN["step_per_sample"]
+    if name == "collect":
+        return b.collect_episodes * COST_MIN["collect_per_episode"]
+    if name.startswith("pretrain-") and name.removeprefix("pretrain-") not in b.pretrained_dirs():
+        return b.pretrain_steps * b.batch_size * per.get(name.removeprefix("pretrain-"), per["pali-nano"])
+    if name == "train-rt1":
+        return b.train_steps * b.batch_size * per["pali-nano"]  # the rt1 preset matches a pali-nano run's compute
+    if name.startswith("train-"):
+        return b.train_steps * b.batch_size * per.get(name.split("-", 2)[2], per["pali-nano"])
+    if name.startswith("eval-"):
+        return len(b.suites) * max(b.suite_episodes, 5 * b.eval_episodes) * COST_MIN["eval_per_episode"]
+    if name.startswith("vqa-"):
+        return b.vqa_items * COST_MIN["vqa_per_item"]
+    return 0.0
+
+
+def estimate(stages: list[Stage], jobs: int) -> tuple[float, float]:
+    """(CPU-minutes, wall minutes) of running ``stages`` with ``jobs`` lanes, simulating the scheduler: a stage
+    starts in plan order once what it needs has finished and a lane is free."""
+    done: dict[str, float] = {}
+    lanes = [0.0] * max(1, jobs)
+    for st in stages:
+        ready = max((done.get(n, 0.0) for n in st.needs), default=0.0)
+        i = min(range(len(lanes)), key=lambda k: max(lanes[k], ready))
+        start = max(lanes[i], ready)
+        done[st.name] = lanes[i] = start + st.cost_min
+    return sum(st.cost_min for st in stages), max(done.values(), default=0.0)
 
 
 def _eval_stage(b: Budget, pol: str, needs: tuple[str, ...], keys: tuple[str, ...], quiet: bool) -> Stage:
