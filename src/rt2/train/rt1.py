@@ -15,8 +15,9 @@ training data (``image_norm.json``). What differs: the instruction tokenizer is 
 and the simulator's instruction templates only (``OUT/tokenizer.json``, never the web corpus), and the model
 classifies the action integers instead of writing them as text.
 
-Compute parity (the ``rt1`` preset's budget). ``rt2 bench rt1`` times trainer steps of both models on the same
-pre-encoded robot batches, interleaved, at batch 32, one thread, bf16 autocast as the presets run them::
+Compute parity (the ``rt1`` preset's budget). ``rt2 bench rt1`` times trainer steps of both models (collation
+included) on the same robot action examples, interleaved, at batch 32, one thread, bf16 autocast as the presets
+run them::
 
     OMP_NUM_THREADS=1 rt2 bench rt1
 
