@@ -5,6 +5,7 @@ first-class policy: ``rt2 train --model rt1-tiny`` -> export -> ``Policy.from_pr
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -206,6 +207,11 @@ def test_rt2_eval_takes_the_export(run, tmp_path):
     info = json.loads((out / "eval_info.json").read_text())
     assert info["overall"]["n"] == 5 and info["meta"]["policy_info"]["final"]["model"] == "rt1-tiny"
     assert all(r["invalid_actions"] == 0 for r in info["episodes"]["final"])
+    # a training checkpoint of the run, swapped into its export (closed-loop learning curves)
+    step2 = run / "checkpoints/step_00000002"
+    assert cli.main([*argv, "--weights", str(step2), "--videos", "0", "--quiet", "--out", str(tmp_path / "e2")]) == 0
+    info2 = json.loads((tmp_path / "e2/eval_info.json").read_text())
+    assert info2["meta"]["policies"] == [f"{run / 'final'}@step2"]
 
 
 def test_rt2_serve_takes_the_export(run):
@@ -232,6 +238,16 @@ def test_user_errors_are_one_line(tiny_data, run, tmp_path, capsys):
         (["train", "--regime", "finetune", "--model", "rt1", *base], "use --regime scratch"),
         (["train", "--regime", "scratch", "--preset", "rt1", "--action-format", "plan", *base], "needs a VLA"),
         (["eval", "--policy", str(run / "final"), "--quantize", "int8", "--out", str(tmp_path / "e")], "fp32 only"),
+    ]
+    old, corrupt = tmp_path / "old", tmp_path / "corrupt"
+    shutil.copytree(run / "final", old)
+    shutil.copytree(run / "final", corrupt)
+    meta = json.loads((old / "rt1.json").read_text())
+    (old / "rt1.json").write_text(json.dumps({**meta, "version": 99}))
+    (corrupt / "model.safetensors").write_bytes(b"not weights")
+    cases += [
+        (["eval", "--policy", str(old), "--out", str(tmp_path / "e")], "RT-1 export version 99"),
+        (["serve", "--policy", str(corrupt), "--port", "0"], "corrupt or not safetensors"),
     ]
     for argv, msg in cases:
         capsys.readouterr()
