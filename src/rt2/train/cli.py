@@ -129,7 +129,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Train a robot policy. Example: rt2 train --regime cofinetune --init runs/pretrain --data data/lt "
         "--out runs/cft  (preset cofinetune, 2000 steps x 32: ~12-30 min on this machine); smoke: add "
-        "--preset debug (~12 s). --resume continues OUT bit-exactly."
+        "--preset debug (~12 s). --resume continues OUT bit-exactly. The RT-1-style baseline: rt2 train --regime "
+        "scratch --preset rt1 --data data/lt --out runs/rt1 (robot data only; 48,000 x 32, the CPU time of --preset "
+        "control)."
     )
     parser.add_argument("--regime", choices=REGIME_CHOICES, required=True, help="what to start from and train on")
     parser.add_argument(
