@@ -214,6 +214,13 @@ def test_rt2_eval_takes_the_export(run, tmp_path):
     assert info2["meta"]["policies"] == [f"{run / 'final'}@step2"]
 
 
+def test_rt2_demo_runs_it_and_skips_the_web_questions(run, tmp_path):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--policy", str(run / "final"), "--quick", "--episodes", "1", "--out", str(out)]) == 0
+    info = json.loads((out / "demo.json").read_text())
+    assert info["overall"]["n"] >= 1 and "web_questions" not in info
+
+
 def test_rt2_serve_takes_the_export(run):
     from rt2.policy import Policy
     from rt2.serve.client import PolicyClient

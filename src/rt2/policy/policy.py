@@ -53,6 +53,9 @@ def _quantize_int8(module: nn.Module) -> nn.Module:
 class Policy:
     """Inference wrapper around a :class:`VLA` (see module docstring)."""
 
+    # answer / plan_and_act work (a VLM); False for policies without language output (the RT-1 baseline)
+    has_language: bool = True
+
     def __init__(
         self,
         vla: VLA,

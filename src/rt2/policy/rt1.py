@@ -41,6 +41,8 @@ class RT1Policy(Policy):
     method (the VLA-specific decoder is never built). ``vla`` names the network too, so tools that swap a training
     checkpoint's weights into a loaded policy (``rt2 eval --weights``) work on the baseline's runs as well."""
 
+    has_language = False
+
     def __init__(
         self,
         model: RT1,
