@@ -245,6 +245,7 @@ def test_user_errors_are_one_line(tiny_data, run, tmp_path, capsys):
         (["train", "--regime", "finetune", "--model", "rt1", *base], "use --regime scratch"),
         (["train", "--regime", "scratch", "--preset", "rt1", "--action-format", "plan", *base], "needs a VLA"),
         (["eval", "--policy", str(run / "final"), "--quantize", "int8", "--out", str(tmp_path / "e")], "fp32 only"),
+        (["train", "--regime", "scratch", "--preset", "rt1", "--set", "point_share=0.15", *base], "point_share=0"),
     ]
     old, corrupt = tmp_path / "old", tmp_path / "corrupt"
     shutil.copytree(run / "final", old)

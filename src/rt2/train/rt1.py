@@ -52,6 +52,11 @@ def check_rt1_run(regime: str, args: argparse.Namespace, cfg: TrainConfig) -> No
         raise ValueError(f"--model {cfg.model} is trained on robot data only; drop --web-data")
     if cfg.action_format != "direct":
         raise ValueError(f"--model {cfg.model} classifies actions directly; --action-format plan needs a VLA")
+    if cfg.point_share > 0:
+        raise ValueError(
+            f"--model {cfg.model} has no text output to train pointing questions on; use --set point_share=0 (its "
+            "grounding comes from --grounding-weight, on the action rows)"
+        )
     if cfg.lora_rank or cfg.freeze_vision:
         raise ValueError(f"--model {cfg.model} has no LoRA adapters or pretrained vision tower to freeze")
 
