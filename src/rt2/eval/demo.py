@@ -222,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
         "wall_time_s": time.perf_counter() - t0,
     }
     inner = getattr(policy, "policy", None)  # the oracle has no language model to ask
-    if inner is not None:
+    if inner is not None and getattr(inner, "has_language", True):  # nor has the RT-1 baseline
         with console.status("asking the same model web questions"):
             info["web_questions"] = web_questions(inner, seed=args.seed)
     report.atomic_write_json(out / "demo.json", info)

@@ -53,6 +53,9 @@ def _quantize_int8(module: nn.Module) -> nn.Module:
 class Policy:
     """Inference wrapper around a :class:`VLA` (see module docstring)."""
 
+    # answer / plan_and_act work (a VLM); False for policies without language output (the RT-1 baseline)
+    has_language: bool = True
+
     def __init__(
         self,
         vla: VLA,
@@ -94,7 +97,16 @@ class Policy:
         """Load a checkpoint written by ``VLA.save_pretrained``; kwargs go to :class:`Policy`.
 
         ``trust_remote_code=True`` lets an HF backbone run code shipped in its folder; only the caller can turn
-        it on (a checkpoint that asks for it is refused without it)."""
+        it on (a checkpoint that asks for it is refused without it). An RT-1 baseline export (``rt1.json``,
+        ``rt2 train --preset rt1``) loads as :class:`rt2.policy.rt1.RT1Policy`, a Policy subclass, so every
+        consumer (``rt2 eval``, ``rt2 serve``) takes it unchanged."""
+        from rt2.models.rt1.config import CONFIG_FILE
+
+        if (Path(directory) / CONFIG_FILE).is_file() and not (Path(directory) / "vla.json").is_file():
+            from rt2.policy.rt1 import RT1Policy
+
+            if cls is Policy or issubclass(cls, RT1Policy):
+                return RT1Policy.from_pretrained(directory, trust_remote_code=trust_remote_code, **kwargs)
         backbone_kwargs = {"trust_remote_code": True} if trust_remote_code else {}  # pali takes no such option
         policy = cls(VLA.from_pretrained(directory, **backbone_kwargs), **kwargs)
         policy.source = str(directory)

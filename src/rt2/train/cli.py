@@ -22,6 +22,11 @@ The recipe that controls (the shipped policy; docs/results/control): grounding l
     rt2 collect --episodes 4000 --noise 0,1,2,3 --out data/lt4k      # ~1 min
     rt2 train --regime cofinetune --preset control --init runs/pretrain --data data/lt4k --out runs/control
 
+The RT-1-style baseline (RT-2's main comparison; ``rt2.train.rt1``): robot data only, random init, the same
+trainer, checkpoints and ``--resume``; its export loads with ``Policy.from_pretrained`` like any policy::
+
+    rt2 train --regime scratch --preset rt1 --data data/lt4k --out runs/rt1   # 48,000 x 32: the control run's CPU
+
 A local Hugging Face checkpoint folder (PaliGemma, SmolVLM/Idefics3, Qwen2-VL, LLaVA; ``pip install "rt2[hf]"``)
 is the starting VLM in place of ``--init``; the family comes from its config.json (``--model hf-paligemma`` also
 works and checks it)::
@@ -124,7 +129,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Train a robot policy. Example: rt2 train --regime cofinetune --init runs/pretrain --data data/lt "
         "--out runs/cft  (preset cofinetune, 2000 steps x 32: ~12-30 min on this machine); smoke: add "
-        "--preset debug (~12 s). --resume continues OUT bit-exactly."
+        "--preset debug (~12 s). --resume continues OUT bit-exactly. The RT-1-style baseline: rt2 train --regime "
+        "scratch --preset rt1 --data data/lt --out runs/rt1 (robot data only; 48,000 x 32, the CPU time of --preset "
+        "control)."
     )
     parser.add_argument("--regime", choices=REGIME_CHOICES, required=True, help="what to start from and train on")
     parser.add_argument(
@@ -296,12 +303,16 @@ def _train(regime: str, args: argparse.Namespace) -> int:
     import torch
 
     from rt2.data.mixture import MixtureSampler
+    from rt2.models.rt1 import is_rt1_model
     from rt2.train.batches import ExampleBatches
+    from rt2.train.rt1 import build_rt1, with_rt1_preset
     from rt2.train.sources import build_sources, pixel_stats
     from rt2.train.trainer import Trainer
 
     preset_for_regime = "pretrain" if regime == "pretrain" else regime
     cfg = config_from_args(args, fallback_preset=preset_for_regime)
+    if is_rt1_model(cfg.model):
+        cfg = with_rt1_preset(cfg, args)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
@@ -315,14 +326,18 @@ def _train(regime: str, args: argparse.Namespace) -> int:
 
         columns = RobotColumns(tuple(args.image_key or ()), args.action_key, None, args.action_bins, args.action_norm)
         robot = load_robot_data(args.data, regime, columns)
-    vla, init, web = _build_model(regime, args, cfg, robot)
-    if regime != "pretrain":
-        _set_grounding(vla, cfg.grounding_weight, robot)
-    if regime != "pretrain":  # the answer format travels with the checkpoint: Policy decodes what was trained
-        vla.config = dataclasses.replace(vla.config, action_format=cfg.action_format)
-    if init is not None and not cfg.model_path:  # the architecture comes from --init; config.json tells the truth
-        cfg = dataclasses.replace(cfg, model=vla.config.backbone)
-    bb = vla.backbone
+    if is_rt1_model(cfg.model):  # the RT-1 baseline (rt2.train.rt1): the same trainer, robot data only
+        model, init, web = build_rt1(regime, args, cfg, robot), None, []
+        bb = model  # the network itself has image_size, n_frames and set_image_norm
+    else:
+        model, init, web = _build_model(regime, args, cfg, robot)
+        if regime != "pretrain":
+            _set_grounding(model, cfg.grounding_weight, robot)
+        if regime != "pretrain":  # the answer format travels with the checkpoint: Policy decodes what was trained
+            model.config = dataclasses.replace(model.config, action_format=cfg.action_format)
+        if init is not None and not cfg.model_path:  # the architecture comes from --init; config.json tells the truth
+            cfg = dataclasses.replace(cfg, model=model.config.backbone)
+        bb = model.backbone
     sources, weights, info = build_sources(
         regime,
         image_size=tuple(bb.image_size),
@@ -352,18 +367,18 @@ def _train(regime: str, args: argparse.Namespace) -> int:
         bb.set_image_norm(norm["image_mean"], norm["image_std"])
         info["image_norm"] = norm
     info.update(
-        init=init, model=cfg.model, params=sum(p.numel() for p in {id(p): p for p in vla.parameters()}.values())
+        init=init, model=cfg.model, params=sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
     )
 
     def batches(micro: int, rank: int, world: int) -> ExampleBatches:
         sampler = MixtureSampler(sources, weights, seed=cfg.seed, batch_size=micro * world)
         if cfg.augment:
             return ExampleBatches(
-                sampler, lambda ex, rng: vla.encode_examples(ex, augment=True, rng=rng), micro, rank, world, cfg.seed
+                sampler, lambda ex, rng: model.encode_examples(ex, augment=True, rng=rng), micro, rank, world, cfg.seed
             )
-        return ExampleBatches(sampler, vla.encode_examples, micro, rank, world)
+        return ExampleBatches(sampler, model.encode_examples, micro, rank, world)
 
-    trainer = Trainer(vla, cfg, batches, args.out, progress=not args.no_progress, data_info=info)
+    trainer = Trainer(model, cfg, batches, args.out, progress=not args.no_progress, data_info=info)
     if trainer.acc.is_main_process:
         print(
             f"rt2 {regime}: {info['params'] / 1e6:.2f} M params, sources {weights}, {cfg.steps} steps x "
