@@ -47,9 +47,18 @@ def test_plan_is_data_with_dependencies():
 def test_reproduce_quick_end_to_end_and_resume(tmp_path):
     logs: list[str] = []
     status = R.reproduce(tmp_path, "quick", quiet=True, log=logs.append)
-    assert set(status.values()) == {"ran"} and len(status) == 14
+    assert set(status.values()) == {"ran"} and len(status) == 16
     results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results["results"]) == {"scratch-pali-nano", "finetune-pali-nano", "cofinetune-pali-nano", "oracle"}
+    assert set(results["results"]) == {
+        "scratch-pali-nano",
+        "finetune-pali-nano",
+        "cofinetune-pali-nano",
+        "rt1",
+        "oracle",
+    }
+    # the RT-1-style baseline: the same robot data and the CPU time of one pali-nano regime
+    rt1 = json.loads((tmp_path / "models" / "rt1" / "final" / "training.json").read_text())
+    assert rt1["step"] == round(4 * 2.64) and "rt1" in (tmp_path / "report.md").read_text()
     for t in results["results"].values():
         assert set(t["per_suite"]) == {"seen", "emergent_math"}
     report_md = (tmp_path / "report.md").read_text()
@@ -142,7 +151,7 @@ def test_two_jobs_run_stages_side_by_side_in_one_thread_children(tmp_path):
     and resumes like a sequential run; a failing child names its log."""
     logs: list[str] = []
     status = R.reproduce(tmp_path, "quick", quiet=True, log=logs.append, jobs=2)
-    assert set(status.values()) == {"ran"} and len(status) == 14
+    assert set(status.values()) == {"ran"} and len(status) == 16
     train_log = (tmp_path / "logs" / "train-cofinetune-pali-nano.log").read_text()
     assert train_log.startswith("$ rt2 train --preset control --regime cofinetune") and "--num-threads 1" in train_log
     assert (tmp_path / "logs" / "eval-oracle.log").is_file()

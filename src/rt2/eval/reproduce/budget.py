@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 REGIMES = ("scratch", "finetune", "cofinetune")
+# `rt2 bench rt1`: the RT-1-style baseline trains 2.64x the samples per CPU-second of pali-nano (rt2.train.rt1), so
+# equal compute is 2.64x the steps (the rt1 preset's 48,000 = 18,000 x 2.64).
+RT1_SAMPLES_PER_NANO_SAMPLE = 2.64
 ALL_SUITES = (
     "seen",
     "unseen_objects",
@@ -56,8 +59,9 @@ class Budget:
     pretrained: str = ""
     # The size axis (RT-2's 5B vs 55B): co-fine-tune only, at these extra sizes, compared with the first size.
     size_axis: tuple[str, ...] = ()
-    # The RT-1-style baseline trained on the same robot data ("" = none): the `rt2 train` preset that builds it.
-    baseline: str = ""
+    # The RT-1-style baseline trained on the same robot data and CPU time ("" = none): the `rt2 train` preset that
+    # builds it. It runs RT1_SAMPLES_PER_NANO_SAMPLE x train_steps steps: the same CPU-minutes as a pali-nano regime.
+    baseline: str = "rt1"
 
     @property
     def all_sizes(self) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rt2.eval.reproduce.budget import REGIMES, Budget
+from rt2.eval.reproduce.budget import REGIMES, RT1_SAMPLES_PER_NANO_SAMPLE, Budget
 
 DATA = "data/robot"
 # CPU-minutes per unit at one thread on this 2-core machine, measured (pali-nano, batch 32): collect 244 s for
@@ -27,7 +27,7 @@ DATA = "data/robot"
 COST_MIN = {
     "collect_per_episode": 244 / 60 / 4000,
     "step_per_sample": {"pali-nano": 1 / 110 / 60, "pali-tiny": 6 / 110 / 60, "pali-small": 24 / 110 / 60},
-    "rt1_per_sample": 1 / 290 / 60,  # `rt2 bench rt1`: 2.64x pali-nano's samples per CPU-second
+    "rt1_per_sample": 1 / (110 * RT1_SAMPLES_PER_NANO_SAMPLE) / 60,
     "eval_per_episode": 10 / 1107,
     "vqa_per_item": 52 / 60 / 4600,
 }
@@ -235,7 +235,8 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
             Stage(
                 "train-rt1",
                 lambda out: find_model(out / "models" / "rt1") is not None,
-                f"the RT-1-style baseline (preset {b.baseline}) on the same robot data, {b.train_steps} steps",
+                f"the RT-1-style baseline (preset {b.baseline}) on the same robot data and CPU time, "
+                f"{rt1_steps(b)} steps",
                 ("collect",),
                 keys=("train_steps", "batch_size", "baseline"),
                 argv=lambda out, fresh: [
@@ -247,7 +248,7 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
                     "--data",
                     str(out / DATA),
                     "--steps",
-                    str(b.train_steps),
+                    str(rt1_steps(b)),
                     *common,
                     *resume_flag(out / "models" / "rt1", fresh),
                     "--out",
@@ -294,6 +295,11 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
     return [dataclasses.replace(st, cost_min=stage_cost(st.name, b)) for st in stages]
 
 
+def rt1_steps(b: Budget) -> int:
+    """The RT-1 baseline's steps: the CPU time of one pali-nano regime (RT1_SAMPLES_PER_NANO_SAMPLE)."""
+    return max(1, round(b.train_steps * RT1_SAMPLES_PER_NANO_SAMPLE))
+
+
 def stage_cost(name: str, b: Budget) -> float:
     """Estimated CPU-minutes of stage ``name`` at one thread (COST_MIN); 0 for the in-process steps."""
     per = COST_MIN["step_per_sample"]
@@ -302,7 +308,7 @@ def stage_cost(name: str, b: Budget) -> float:
     if name.startswith("pretrain-") and name.removeprefix("pretrain-") not in b.pretrained_dirs():
         return b.pretrain_steps * b.batch_size * per.get(name.removeprefix("pretrain-"), per["pali-nano"])
     if name == "train-rt1":
-        return b.train_steps * b.batch_size * per["pali-nano"]  # the rt1 preset matches a pali-nano run's compute
+        return rt1_steps(b) * b.batch_size * COST_MIN["rt1_per_sample"]
     if name.startswith("train-"):
         return b.train_steps * b.batch_size * per.get(name.split("-", 2)[2], per["pali-nano"])
     if name.startswith("eval-"):
