@@ -60,7 +60,7 @@ RUNTIMES: dict[str, str] = {
     "eval": "oracle, seen x 10 episodes: ~5 s; a learned policy: ~0.2-0.5 s per batched step on 2 CPU cores",
     "vqa": "400 items: ~5-10 s on 2 CPU cores",
     "pointing": "100 web items per type, 20 episodes per suite task: ~1-2 min on 2 CPU cores",
-    "reproduce": "default budget with --pretrained --jobs 2: ~3.2 h on 2 CPU cores (estimate); --quick: 1-3 min",
+    "reproduce": "default budget with --pretrained --jobs 2: ~3.5 h on 2 CPU cores (estimate); --quick: 1-3 min",
     "serve": "ready in ~2 s",
     "run-robot": "~20 s per 200-step episode at 10 Hz, plus ~2 s start-up",
 }

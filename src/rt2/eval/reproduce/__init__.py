@@ -27,13 +27,16 @@ minutes on this 2-core machine, one thread per job; the training rate is ~110 sa
 | collect | 10 episodes, ~1 s | 4,000 episodes (DART 0-3), ~1 min |
 | pretrain (per size) | 4 steps x 4 | 20,000 x 32 at lr 1e-3, ~95 min (skipped with --pretrained) |
 | train x 3 regimes | 4 steps x 4 each | 18,000 x 32 each (the `control` preset), ~88 min each |
-| eval x 3 models + oracle | seen + emergent_math, 1 ep/task, 5-step cap | 11 suites, >= 100 episodes each, ~10-15 min each |
+| train RT-1-style baseline | 11 steps x 4 | 47,520 x 32 (2.64x the steps: the same CPU time), ~88 min |
+| eval x 4 models + oracle | seen + emergent_math, 1 ep/task, 5-step cap | 11 suites, >= 100 episodes each, ~10-15 min each |
 | vqa x 4 models | 16 items | 4,600 held-out items, ~1 min each |
 
-With ``--pretrained`` and ``--jobs 2`` the default budget is ~3.2 h of wall time (estimate from the stage
-costs above: three 88-minute regimes on two lanes, then the evaluations); the step count is the one the
-controlling recipe is measured to need (docs/results/control/curve_direct: block2block 29 % at 8k steps, 61 %
-at 10k, 93 % at 14k of the 18k schedule). ``--train-steps`` changes it for every regime.
+With ``--pretrained`` and ``--jobs 2`` the default budget is ~3.5 h of wall time (6.8 CPU-h; the estimate
+``rt2 reproduce`` prints first, from the measured per-sample costs in ``stages.COST_MIN``): four 88-minute trainings
+(three regimes and the RT-1-style baseline at equal CPU time) on two lanes, then the evaluations. The step count is
+the one the controlling recipe is measured to need (docs/results/control/curve_direct: block2block 29 % at 8k
+steps, 61 % at 10k, 93 % at 14k of the 18k schedule). ``--train-steps 14000`` fits 3 h (~2.8 h) but a 14k cosine
+schedule has not been shown to pass the transition yet.
 ``--quick`` lowers the step cap to 5 (not the protocol): it checks the wiring only.
 """
 
