@@ -59,7 +59,7 @@ from rt2.data.web.referents import (
 )
 from rt2.data.web.scene import board_to_grid, parse_grid
 from rt2.eval.stats import wilson
-from rt2.eval.vqa import accuracy_row, generate_answers
+from rt2.eval.vqa import accuracy_row, generate_answers, load_model
 from rt2.sim import board, lexicon
 from rt2.sim.instructions import block_phrases, math_expressions, symbol_phrases
 from rt2.sim.lexicon import NP
@@ -427,7 +427,6 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from rt2.eval.report import atomic_write_bytes, atomic_write_json
-    from rt2.policy.default import resolve_policy
 
     t0 = time.perf_counter()
     console = Console()
@@ -441,18 +440,8 @@ def run(args: argparse.Namespace) -> int:
         if args.robot_episodes < 0:
             raise ValueError(f"--robot-episodes must be >= 0, got {args.robot_episodes}")
         types = parse_types(args.types)
-        spec = resolve_policy(args.policy)
-        if spec == "oracle" or not Path(spec).is_dir():
-            raise ValueError(f"--policy {spec!r}: not a checkpoint directory (rt2 pointing needs a saved model)")
-        from rt2.policy import Policy
-
-        weights_step = None
-        with console.status(f"loading {spec}"):
-            policy = Policy.from_pretrained(spec)
-            if args.weights is not None:
-                from rt2.eval.vqa_curve import swap_weights
-
-                weights_step = swap_weights(policy, args.weights)
+        with console.status(f"loading {args.policy or 'the shipped policy'}"):
+            spec, policy, weights_step = load_model("rt2 pointing", args.policy, args.weights)
     except (ValueError, OSError) as e:  # includes CheckpointError and DefaultPolicyError
         print(f"rt2 pointing: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2

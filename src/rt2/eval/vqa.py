@@ -257,13 +257,30 @@ def _curve(policy, checkpoints, items, args, command: str, console, columns) -> 
     console.print(f"wrote {out / 'vqa_curve.json'} and {plot_curve(rows, out / 'vqa_curve.png', title)}")
 
 
+def load_model(command: str, policy: str | None, weights: str | None):
+    """(checkpoint dir, Policy, swapped-in checkpoint step or None) for the commands that question a saved model
+    (``rt2 vqa``, ``rt2 pointing``); ValueError naming ``command`` when ``policy`` is not a checkpoint folder."""
+    from rt2.policy import Policy
+    from rt2.policy.default import resolve_policy
+
+    spec = resolve_policy(policy)
+    if spec == "oracle" or not Path(spec).is_dir():
+        raise ValueError(f"--policy {spec!r}: not a checkpoint directory ({command} needs a saved model)")
+    model = Policy.from_pretrained(spec)
+    step = None
+    if weights is not None:
+        from rt2.eval.vqa_curve import swap_weights
+
+        step = swap_weights(model, weights)
+    return spec, model, step
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from rt2.eval.report import atomic_write_json
-    from rt2.policy.default import resolve_policy
 
     t0 = time.perf_counter()
     console = Console()
@@ -272,18 +289,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(
                 f"--batch-size and --max-new-tokens must be >= 1, got {args.batch_size}, {args.max_new_tokens}"
             )
-        spec = resolve_policy(args.policy)
-        if spec == "oracle" or not Path(spec).is_dir():
-            raise ValueError(f"--policy {spec!r}: not a checkpoint directory (rt2 vqa needs a saved model)")
-        from rt2.policy import Policy
-
-        weights_step = None
-        with console.status(f"loading {spec}"):
-            policy = Policy.from_pretrained(spec)
-            if args.weights is not None:
-                from rt2.eval.vqa_curve import swap_weights
-
-                weights_step = swap_weights(policy, args.weights)
+        with console.status(f"loading {args.policy or 'the shipped policy'}"):
+            spec, policy, weights_step = load_model("rt2 vqa", args.policy, args.weights)
         items, config = vqa_items(policy, args.items, args.split, args.preset, args.seed)
         checkpoints = []
         if args.curve:
