@@ -52,7 +52,7 @@ class _Child:
     """A command stage running as ``python -m rt2.cli ...`` with its output in a log file."""
 
     def __init__(self, stage: Stage, argv: list[str], log_path: Path) -> None:
-        self.stage, self.log_path, self.t0 = stage, log_path, time.perf_counter()
+        self.stage, self.log_path, self.t0, self.argv = stage, log_path, time.perf_counter(), argv
         log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         with open(log_path, "ab") as log:
@@ -63,6 +63,14 @@ class _Child:
             )
 
     def last_line(self) -> str:
+        """Training: ``step N / total`` from the run's metrics.jsonl (its log is quiet); else the log's last line."""
+        if self.argv[0] in ("train", "pretrain") and "--out" in self.argv and "--steps" in self.argv:
+            metrics = Path(self.argv[self.argv.index("--out") + 1]) / "metrics.jsonl"
+            try:
+                step = json.loads(metrics.read_text().splitlines()[-1])["step"]
+                return f"step {step} / {self.argv[self.argv.index('--steps') + 1]}"
+            except (OSError, IndexError, ValueError, KeyError):
+                pass
         try:
             lines = [s for s in self.log_path.read_text(errors="replace").splitlines() if s.strip()]
         except OSError:
