@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
+from rt2.cli import main
 from rt2.eval import reproduce as R
+from rt2.eval.reproduce.curves import curve_rows, read_curve
 
 
 def test_plan_is_data_with_dependencies():
@@ -96,6 +99,19 @@ def test_reproduce_quick_end_to_end_and_resume(tmp_path):
                     overrides={"pretrained": str(pre), "sizes": ("pali-tiny",)})  # fmt: skip
     with pytest.raises(RuntimeError, match="no vla.json"):
         R.reproduce(tmp_path / "fourth", "quick", quiet=True, log=logs.append, overrides={"pretrained": str(other)})
+
+    # --report: a run that spans sessions shows its finished half; what has not finished reads "not run"
+    shutil.rmtree(other / "eval" / "finetune-pali-nano")
+    assert main(["reproduce", "--quick", "--out", str(other), "--pretrained", str(pre), "--report"]) == 0
+    md = (other / "report.md").read_text()
+    assert "Partial report: not finished yet: eval-finetune-pali-nano." in md
+    assert "| co-fine-tuned vs fine-tuned, unseen average | " in md and "| not run |" in md
+    by_suite = md.split("## Success % by suite")[1].split("##")[0]
+    assert "| cofinetune-pali-nano |" in by_suite and "| finetune-pali-nano |" not in by_suite
+    partial = json.loads((other / "results.json").read_text())
+    assert partial["partial"] == ["eval-finetune-pali-nano"] and "finetune-pali-nano" not in partial["results"]
+    # every trained model's curve, read from its metrics.jsonl, at the end of its (4-step) schedule
+    assert partial["training"]["rt1"]["steps"] == round(4 * 2.64) and (other / "curves.png").is_file()
 
 
 def test_stage_fingerprint_only_covers_the_fields_it_uses():
@@ -195,3 +211,28 @@ def test_the_plan_states_its_budget_in_cpu_and_wall_time():
     with_pre = R.plan(dataclasses.replace(b, pretrained="runs/pt"))
     assert estimate(with_pre, 2)[0] < cpu1 - 60
     assert estimate(R.plan(R.BUDGETS["quick"]), 2)[1] < 1.0  # minutes
+
+
+def test_training_curves_keep_the_last_line_of_a_resumed_step_and_ignore_a_torn_tail(tmp_path):
+    m = tmp_path / "metrics.jsonl"
+    rows = [{"step": s, "action_bin_l1": 3.0 - s / 100} for s in range(10, 110, 10)]
+    rows.insert(5, {"step": 20, "action_bin_l1": 9.0})  # a resumed run logs step 20 again: the later line wins
+    rows.insert(3, {"step": 30, "samples_per_s": 100.0})  # no metric: skipped
+    m.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 110, "action_')  # killed mid-write
+    curve = read_curve(m)
+    assert [s for s, _ in curve] == list(range(10, 110, 10)) and dict(curve)[20] == 9.0
+    got = curve_rows({"a": (m, 200), "gone": (tmp_path / "none.jsonl", 200)})
+    assert list(got) == ["a"] and got["a"]["logged_to"] == 100
+    assert got["a"]["at"][0.5] == pytest.approx(sum(v for _, v in curve) / len(curve))  # the mean up to step 100
+    assert got["a"]["at"][1.0] is None  # not reached: shown as "-", never extrapolated
+    m.write_text('{"step": 10}\nnot json\n{"step": 20}\n')
+    with pytest.raises(ValueError, match="line 2 is not JSON"):
+        read_curve(m)
+
+
+def test_report_of_a_run_that_has_not_started_is_one_clear_line(tmp_path, capsys):
+    assert main(["reproduce", "--out", str(tmp_path / "none"), "--report"]) == 2
+    assert "start the reproduction first" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["reproduce", "--out", str(tmp_path / "empty"), "--report"]) == 2
+    assert "nothing to report yet" in capsys.readouterr().err

@@ -4,6 +4,7 @@
     rt2 reproduce --out runs/repro --pretrained runs/pt --jobs 2             # the default budget (see below)
     rt2 reproduce --out runs/repro --budget full --pretrained runs/pt,pali-tiny=runs/pt_tiny --jobs 2
     rt2 reproduce --out /tmp/repro --quick                                   # wiring check: minutes, numbers meaningless
+    rt2 reproduce --out runs/repro --pretrained runs/pt --report             # seconds: report what has finished
 
 Stages (:func:`rt2.eval.reproduce.stages.plan`; each an ``rt2`` command or a small in-process step):
 
@@ -17,7 +18,8 @@ Stages (:func:`rt2.eval.reproduce.stages.plan`; each an ``rt2`` command or a sma
 5. ``eval-oracle`` (upper bound), ``vqa-<model>``: held-out web VQA of each VLM (what each regime keeps of the web)
 6. ``report``: ``results.json``, ``report.md`` (RT-2's claims checked as targets, success per suite with unseen /
    emergent averages, paired differences against co-fine-tune with Newcombe CIs, web knowledge),
-   ``fig7b_unseen.png`` and ``fig7a_emergent.png``
+   ``fig7b_unseen.png``, ``fig7a_emergent.png`` and ``curves.png`` (each model's training curve,
+   :mod:`rt2.eval.reproduce.curves`). ``--report`` writes it early from the stages that have finished.
 
 Resuming and parallel runs: :mod:`rt2.eval.reproduce.schedule`. Budgets (:mod:`rt2.eval.reproduce.budget`; CPU
 minutes on this 2-core machine, one thread per job; the training rate is ~110 samples/s for pali-nano):

@@ -28,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
+        "--report",
+        action="store_true",
+        help="run nothing: write OUT/report.md now from the stages that have finished (the rest read 'not run'); "
+        "for a run that spans sessions. The report stage rewrites it when everything is done",
+    )
+    parser.add_argument(
         "--grounding-weight", type=float, default=None, help="override the budget's auxiliary grounding loss weight"
     )
     parser.add_argument(
@@ -72,8 +78,33 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
     return {k: getattr(args, k) for k in OVERRIDE_FLAGS if getattr(args, k, None) is not None}
 
 
+def report_now(out: str | Path, budget: str, overrides: dict) -> list[str]:
+    """Write the partial report of the run in ``out`` (nothing runs) -> the stages it is missing."""
+    import dataclasses
+    import json
+
+    from rt2.eval.reproduce.budget import BUDGETS
+    from rt2.eval.reproduce.stages import policies, vlms
+    from rt2.eval.reproduce.summary import write_summary
+
+    out = Path(out)
+    if not out.is_dir():
+        raise ValueError(f"{out} does not exist: start the reproduction first (the same command without --report)")
+    b = dataclasses.replace(BUDGETS[budget], **overrides)
+    write_summary(out, policies(b), b, vlms(b), partial=True)
+    return json.loads((out / "results.json").read_text())["partial"]
+
+
 def run(args: argparse.Namespace) -> int:
     over = overrides_from_args(args)
+    if args.report:
+        try:
+            missing = report_now(args.out, "quick" if args.quick else args.budget, over)
+        except ValueError as e:
+            print(f"rt2 reproduce: error: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {Path(args.out) / 'report.md'} (not finished yet: {', '.join(missing) or 'nothing'})")
+        return 0
     try:
         status = reproduce(
             args.out,

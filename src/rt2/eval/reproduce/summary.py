@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rt2.eval import report
 from rt2.eval.reproduce.budget import Budget
+from rt2.eval.reproduce.curves import curve_lines, curve_rows, plot_curves
 from rt2.eval.stats import paired_difference, result_tables, summarize
 
 EMERGENT = report.FIG7A_SUITES
@@ -142,9 +143,32 @@ def _paired_lines(rows: Mapping[str, Sequence[Mapping]], b: Budget) -> tuple[lis
     return [*lines, ""], data
 
 
-def write_summary(out: Path, policies: list[str], b: Budget, vlms: list[str] | None = None) -> None:
-    """results.json, Fig. 7(a)/7(b)-shaped plots and report.md from every eval/<policy>/eval_info.json (and, for
-    ``vlms``, the web-knowledge table from vqa/<model>/vqa_info.json)."""
+def _trained(out: Path, policies: Sequence[str], b: Budget) -> dict[str, tuple[Path, int]]:
+    """{model: (its metrics.jsonl, its schedule's steps)} for every trained policy (not the oracle)."""
+    from rt2.eval.reproduce.stages import rt1_steps
+
+    return {p: (out / "models" / p / "metrics.jsonl", rt1_steps(b) if p == "rt1" else b.train_steps)
+            for p in policies if p != "oracle"}  # fmt: skip
+
+
+def write_summary(
+    out: Path, policies: list[str], b: Budget, vlms: list[str] | None = None, partial: bool = False
+) -> None:
+    """results.json, Fig. 7(a)/7(b)-shaped plots, training curves and report.md from every
+    eval/<policy>/eval_info.json (and, for ``vlms``, the web-knowledge table from vqa/<model>/vqa_info.json).
+    ``partial``: use the policies and models whose eval / vqa has finished and say which have not (a run that spans
+    sessions can show its finished half; the ``report`` stage rewrites the files when everything is done)."""
+    missing: list[str] = []
+    if partial:
+        missing = [f"eval-{p}" for p in policies if not (out / "eval" / p / "eval_info.json").is_file()]
+        missing += [f"vqa-{m}" for m in vlms or [] if not (out / "vqa" / m / "vqa_info.json").is_file()]
+        trained = _trained(out, policies, b)
+        policies = [p for p in policies if (out / "eval" / p / "eval_info.json").is_file()]
+        vlms = [m for m in vlms or [] if (out / "vqa" / m / "vqa_info.json").is_file()]
+        if not policies:
+            raise ValueError(f"no finished evaluation under {out / 'eval'}: nothing to report yet")
+    else:
+        trained = _trained(out, policies, b)
     rows = {p: json.loads((out / "eval" / p / "eval_info.json").read_text())["episodes"] for p in policies}
     rows = {p: next(iter(r.values())) for p, r in rows.items()}
     tables = {p: result_tables(r) for p, r in rows.items()}
@@ -156,7 +180,13 @@ def write_summary(out: Path, policies: list[str], b: Budget, vlms: list[str] | N
         cats, series = report.figure_rows(rows, suites, avg)
         if cats:
             plots.append((title, report.plot_bars(out / name, cats, series, title)))
+    curves = curve_rows(trained)
+    if curves:
+        plot_curves(curves, out / "curves.png")
     lines = ["# rt2 reproduction", "", f"Budget `{b.name}`: {dataclasses.asdict(b)}", ""]
+    if partial:
+        lines += [f"**Partial report: not finished yet: {', '.join(missing) or 'nothing'}.** Their rows read "
+                  "\"not run\"; re-run the reproduction's command to finish them.", ""]  # fmt: skip
     if b.pretrained:
         lines += [f"Pre-trained VLM: `{b.pretrained}`, used as is (this run did not pre-train; the budget's "
                   "pretrain_steps / pretrain_lr are unused).", ""]  # fmt: skip
@@ -191,10 +221,12 @@ def write_summary(out: Path, policies: list[str], b: Budget, vlms: list[str] | N
         lines += [f"![{title}]({path.name})", ""]
     web_lines, web = web_knowledge_lines(out, vlms) if vlms else ([], {})
     lines += web_lines
+    lines += curve_lines(curves)
     lines += ["Per-policy details: " + ", ".join(f"[{p}](eval/{p}/report.md)" for p in policies), ""]
     report.atomic_write_json(
         out / "results.json",
         {"budget": dataclasses.asdict(b), "results": tables, "web_vqa": web, "paired": paired_data,
-         "targets": checks},
+         "targets": checks, "partial": missing if partial else [],
+         "training": {m: {k: v for k, v in r.items() if k != "curve"} for m, r in curves.items()}},
     )  # fmt: skip
     report.atomic_write_bytes(out / "report.md", "\n".join(lines).encode())
