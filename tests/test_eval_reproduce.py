@@ -42,6 +42,9 @@ def test_plan_is_data_with_dependencies():
     assert by["vqa-pretrain-pali-nano"].needs == ("pretrain-pali-nano",)
     assert by["vqa-finetune-pali-nano"].needs == ("train-finetune-pali-nano",)
     assert {"vqa-scratch-pali-nano", "vqa-cofinetune-pali-nano"} <= set(by["report"].needs)
+    # ... and point at every emergent referent (traces a failed emergent suite to finding or to control)
+    assert by["pointing-cofinetune-pali-nano"].needs == ("train-cofinetune-pali-nano",)
+    assert {f"pointing-{r}-pali-nano" for r in ("pretrain", *R.REGIMES)} <= set(by["report"].needs)
     with pytest.raises(ValueError, match="unknown budget"):
         R.reproduce("/nonexistent", "huge")
 
@@ -50,7 +53,7 @@ def test_plan_is_data_with_dependencies():
 def test_reproduce_quick_end_to_end_and_resume(tmp_path):
     logs: list[str] = []
     status = R.reproduce(tmp_path, "quick", quiet=True, log=logs.append)
-    assert set(status.values()) == {"ran"} and len(status) == 16
+    assert set(status.values()) == {"ran"} and len(status) == 20
     results = json.loads((tmp_path / "results.json").read_text())
     assert set(results["results"]) == {
         "scratch-pali-nano",
@@ -74,11 +77,18 @@ def test_reproduce_quick_end_to_end_and_resume(tmp_path):
         assert r["n"] == 16 == info["overall"]["n"] and r["accuracy"] == info["overall"]["accuracy"]
         assert f"| {m} | {100 * r['accuracy']:.1f} |" in report_md
     assert "## Web knowledge kept" in report_md
+    # per-referent pointing of every VLM, numbers from its pointing_info.json
+    point = json.loads((tmp_path / "pointing" / "cofinetune-pali-nano" / "pointing_info.json").read_text())
+    assert point["items_per_type"] == 2 and point["robot_episodes_per_task"] == 1
+    assert list(results["pointing"]) == list(web) and "## Finding the referent" in report_md
+    digit = point["web"]["per_type"]["digit"]["exact"]["accuracy"]
+    assert results["pointing"]["cofinetune-pali-nano"]["web"]["digit"] == digit
     # Resume: nothing re-runs; invalidating one model re-runs its training, its eval and the report only.
     assert set(R.reproduce(tmp_path, "quick", quiet=True, log=logs.append).values()) == {"skipped"}
     (tmp_path / "models" / "finetune-pali-nano" / "final" / "vla.json").unlink()
     ran = {k for k, v in R.reproduce(tmp_path, "quick", quiet=True, log=logs.append).items() if v == "ran"}
-    assert ran == {"train-finetune-pali-nano", "eval-finetune-pali-nano", "vqa-finetune-pali-nano", "report"}
+    assert ran == {"train-finetune-pali-nano", "eval-finetune-pali-nano", "vqa-finetune-pali-nano",
+                   "pointing-finetune-pali-nano", "report"}  # fmt: skip
 
     # --pretrained: a second reproduction starts from the first one's VLM without pre-training
     pre = tmp_path / "models" / "pretrain-pali-nano"
@@ -102,14 +112,16 @@ def test_reproduce_quick_end_to_end_and_resume(tmp_path):
 
     # --report: a run that spans sessions shows its finished half; what has not finished reads "not run"
     shutil.rmtree(other / "eval" / "finetune-pali-nano")
+    shutil.rmtree(other / "pointing" / "scratch-pali-nano")
     assert main(["reproduce", "--quick", "--out", str(other), "--pretrained", str(pre), "--report"]) == 0
     md = (other / "report.md").read_text()
-    assert "Partial report: not finished yet: eval-finetune-pali-nano." in md
+    assert "Partial report: not finished yet: eval-finetune-pali-nano, pointing-scratch-pali-nano." in md
     assert "| co-fine-tuned vs fine-tuned, unseen average | " in md and "| not run |" in md
     by_suite = md.split("## Success % by suite")[1].split("##")[0]
     assert "| cofinetune-pali-nano |" in by_suite and "| finetune-pali-nano |" not in by_suite
     partial = json.loads((other / "results.json").read_text())
-    assert partial["partial"] == ["eval-finetune-pali-nano"] and "finetune-pali-nano" not in partial["results"]
+    assert partial["partial"] == ["eval-finetune-pali-nano", "pointing-scratch-pali-nano"]
+    assert "finetune-pali-nano" not in partial["results"] and "scratch-pali-nano" not in partial["pointing"]
     # every trained model's curve, read from its metrics.jsonl, at the end of its (4-step) schedule
     assert partial["training"]["rt1"]["steps"] == round(4 * 2.64) and (other / "curves.png").is_file()
 
@@ -167,7 +179,7 @@ def test_two_jobs_run_stages_side_by_side_in_one_thread_children(tmp_path):
     and resumes like a sequential run; a failing child names its log."""
     logs: list[str] = []
     status = R.reproduce(tmp_path, "quick", quiet=True, log=logs.append, jobs=2)
-    assert set(status.values()) == {"ran"} and len(status) == 16
+    assert set(status.values()) == {"ran"} and len(status) == 20
     train_log = (tmp_path / "logs" / "train-cofinetune-pali-nano.log").read_text()
     assert train_log.startswith("$ rt2 train --preset control --regime cofinetune") and "--num-threads 1" in train_log
     assert (tmp_path / "logs" / "eval-oracle.log").is_file()

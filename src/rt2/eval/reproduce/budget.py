@@ -54,6 +54,10 @@ class Budget:
     pretrain_lr: float = 1e-3
     suite_episodes: int = 0  # at least this many episodes per suite (RunConfig.suite_episodes; 100 = +-5 points)
     vqa_items: int = 4600  # held-out web questions per model (~200 per task type; rt2 vqa --items)
+    # Per-referent pointing of each VLM (rt2 pointing): held-out web questions per referent type and initial
+    # frames per emergent-suite task. It traces a failed emergent suite to finding the referent or to control.
+    pointing_items: int = 100
+    pointing_episodes: int = 20
     # Existing `rt2 pretrain` outputs to start finetune/cofinetune from instead of pre-training here ("" =
     # pre-train here): "DIR" for the first size, or "SIZE=DIR,SIZE=DIR" (rt2 reproduce --pretrained).
     pretrained: str = ""
@@ -97,6 +101,8 @@ BUDGETS: dict[str, Budget] = {
         num_envs=32,
         tokenizer_corpus=300,
         vqa_items=16,
+        pointing_items=2,
+        pointing_episodes=1,
     ),
     # The paper's experiment on the controlling recipe: 4,000 demonstrations, three regimes at the `control`
     # preset's 18,000 steps (the learning curve of docs/results/control/curve_direct: block2block 29 % at 8k,

@@ -30,6 +30,10 @@ COST_MIN = {
     "rt1_per_sample": 1 / (110 * RT1_SAMPLES_PER_NANO_SAMPLE) / 60,
     "eval_per_episode": 10 / 1107,
     "vqa_per_item": 52 / 60 / 4600,
+    # rt2 pointing --items 300 --robot-episodes 100: 5,400 web + 3,010 robot-frame questions in 520 s (busy cores);
+    # ~30 robot-frame questions per episode index over the emergent suites' tasks.
+    "pointing_per_question": 520 / 60 / 8410,
+    "pointing_robot_questions_per_episode": 3010 / 100,
 }
 # Regimes in the order they are scheduled (see the module doc); the report lists them in REGIMES order.
 RUN_ORDER = ("cofinetune", "finetune", "scratch")
@@ -122,6 +126,15 @@ def vqa_valid(path: Path) -> bool:
     try:
         return is_vqa_info(json.loads(path.read_text()))
     except (OSError, ValueError):
+        return False
+
+
+def pointing_valid(path: Path) -> bool:
+    """A finished ``rt2 pointing`` output: per-type rows for web items and the suites' frames."""
+    try:
+        info = json.loads(path.read_text())
+        return isinstance(info["web"]["per_type"], dict) and isinstance(info["robot_frames"]["per_type"], dict)
+    except (OSError, ValueError, KeyError, TypeError):
         return False
 
 
@@ -279,6 +292,28 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
                 ],  # fmt: skip
             )
         )
+        stages.append(
+            Stage(
+                f"pointing-{m}",
+                lambda out, m=m: pointing_valid(out / "pointing" / m / "pointing_info.json"),
+                f"pointing per referent type, {b.pointing_items} web items per type, {b.pointing_episodes} frames "
+                "per emergent task",
+                needs,
+                keys=("pointing_items", "pointing_episodes"),
+                argv=lambda out, fresh, m=m: [
+                    "pointing",
+                    "--policy",
+                    str(model_dir(out, b, m)),
+                    "--items",
+                    str(b.pointing_items),
+                    "--robot-episodes",
+                    str(b.pointing_episodes),
+                    "--out",
+                    str(out / "pointing" / m),
+                    "--quiet",
+                ],  # fmt: skip
+            )
+        )
     from rt2.eval.reproduce.summary import write_summary
 
     pols, models = policies(b), vlms(b)
@@ -287,7 +322,7 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
             "report",
             lambda out: (out / "report.md").is_file(),
             "tables, paired comparisons, targets and figures",
-            tuple(f"eval-{p}" for p in pols) + tuple(f"vqa-{m}" for m in models),
+            tuple(f"eval-{p}" for p in pols) + tuple(f"{k}-{m}" for m in models for k in ("vqa", "pointing")),
             call=lambda out, fresh: write_summary(out, pols, b, models),
             heavy=False,
         )
@@ -315,6 +350,12 @@ def stage_cost(name: str, b: Budget) -> float:
         return len(b.suites) * max(b.suite_episodes, 5 * b.eval_episodes) * COST_MIN["eval_per_episode"]
     if name.startswith("vqa-"):
         return b.vqa_items * COST_MIN["vqa_per_item"]
+    if name.startswith("pointing-"):
+        from rt2.data.web.referents import REFERENT_TYPES
+
+        questions = b.pointing_items * len(REFERENT_TYPES)
+        questions += b.pointing_episodes * COST_MIN["pointing_robot_questions_per_episode"]
+        return questions * COST_MIN["pointing_per_question"]
     return 0.0
 
 

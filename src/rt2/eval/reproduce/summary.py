@@ -118,6 +118,43 @@ def web_knowledge_lines(out: Path, vlms: list[str]) -> tuple[list[str], dict]:
     return lines, summary
 
 
+def pointing_lines(out: Path, models: list[str]) -> tuple[list[str], dict]:
+    """The report's per-referent pointing section from ``pointing/<model>/pointing_info.json`` -> (markdown lines,
+    {model: {"web": {type: exact}, "frames": {type: exact}}})."""
+    infos = {m: json.loads((out / "pointing" / m / "pointing_info.json").read_text()) for m in models}
+    if not infos:
+        return [], {}
+
+    def exact(rows: Mapping, t: str) -> float | None:
+        r = rows.get(t)
+        return None if r is None or not r["n"] else r["exact"]["accuracy"]
+
+    summary = {
+        m: {src: {t: exact(i[key]["per_type"], t) for t in i["types"]} for src, key in (("web", "web"),
+            ("frames", "robot_frames"))} for m, i in infos.items()
+    }  # fmt: skip
+    first = next(iter(infos.values()))
+    types = list(first["types"])
+    lines = [
+        "## Finding the referent: pointing per referent type",
+        "",
+        "Exact-cell accuracy % of `Q: where is <referent>? A:` (`rt2 pointing`), web / the emergent suites' own "
+        "initial frames (the episodes `eval` played; – = no such referent there). An emergent suite whose referent "
+        "is not found fails before control; one whose referent is found and still fails, fails at control. "
+        '"random object" = pointing at a random object of the right class in the frame.',
+        "",
+        "| referent | " + " | ".join(infos) + " | random object (frames) |",
+        "|---|" + "---|" * (len(infos) + 1),
+    ]
+    rand = first["robot_frames"]["per_type"]
+    for t in types:
+        cells = [f"{_pct(summary[m]['web'][t])} / {_pct(summary[m]['frames'][t])}" for m in infos]
+        r = rand.get(t)
+        cells.append(_pct(r["random_object"]["exact"]) if r and r["n"] else "–")
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    return [*lines, ""], summary
+
+
 def _paired_lines(rows: Mapping[str, Sequence[Mapping]], b: Budget) -> tuple[list[str], dict]:
     ref = f"cofinetune-{b.sizes[0]}"
     if ref not in rows:
@@ -162,13 +199,16 @@ def write_summary(
     if partial:
         missing = [f"eval-{p}" for p in policies if not (out / "eval" / p / "eval_info.json").is_file()]
         missing += [f"vqa-{m}" for m in vlms or [] if not (out / "vqa" / m / "vqa_info.json").is_file()]
+        missing += [f"pointing-{m}" for m in vlms or [] if not (out / "pointing" / m / "pointing_info.json").is_file()]
         trained = _trained(out, policies, b)
         policies = [p for p in policies if (out / "eval" / p / "eval_info.json").is_file()]
+        pointers = [m for m in vlms or [] if (out / "pointing" / m / "pointing_info.json").is_file()]
         vlms = [m for m in vlms or [] if (out / "vqa" / m / "vqa_info.json").is_file()]
         if not policies:
             raise ValueError(f"no finished evaluation under {out / 'eval'}: nothing to report yet")
     else:
         trained = _trained(out, policies, b)
+        pointers = list(vlms or [])
     rows = {p: json.loads((out / "eval" / p / "eval_info.json").read_text())["episodes"] for p in policies}
     rows = {p: next(iter(r.values())) for p, r in rows.items()}
     tables = {p: result_tables(r) for p, r in rows.items()}
@@ -221,12 +261,14 @@ def write_summary(
         lines += [f"![{title}]({path.name})", ""]
     web_lines, web = web_knowledge_lines(out, vlms) if vlms else ([], {})
     lines += web_lines
+    point_lines, pointing = pointing_lines(out, pointers)
+    lines += point_lines
     lines += curve_lines(curves)
     lines += ["Per-policy details: " + ", ".join(f"[{p}](eval/{p}/report.md)" for p in policies), ""]
     report.atomic_write_json(
         out / "results.json",
         {"budget": dataclasses.asdict(b), "results": tables, "web_vqa": web, "paired": paired_data,
-         "targets": checks, "partial": missing if partial else [],
+         "targets": checks, "partial": missing if partial else [], "pointing": pointing,
          "training": {m: {k: v for k, v in r.items() if k != "curve"} for m, r in curves.items()}},
     )  # fmt: skip
     report.atomic_write_bytes(out / "report.md", "\n".join(lines).encode())
