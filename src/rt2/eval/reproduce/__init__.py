@@ -15,9 +15,11 @@ Stages (:func:`rt2.eval.reproduce.stages.plan`; each an ``rt2`` command or a sma
    (grounding loss, in-domain pointing from the robot data, lr 1.5e-3; the web share is what the regimes differ
    in, ``rt2.train.sources``); the ``full`` budget adds co-fine-tune at a larger size (the size axis)
 4. ``train-rt1`` / ``eval-rt1``: the RT-1-style baseline on the same robot data (when the budget names one)
-5. ``eval-oracle`` (upper bound), ``vqa-<model>``: held-out web VQA of each VLM (what each regime keeps of the web)
+5. ``eval-oracle`` (upper bound), ``vqa-<model>``: held-out web VQA of each VLM (what each regime keeps of the web),
+   ``pointing-<model>``: each VLM's pointing per emergent referent type, on web images and on the emergent suites'
+   own frames (``rt2 pointing``: was a failed emergent suite's referent not found, or found and not pushed to?)
 6. ``report``: ``results.json``, ``report.md`` (RT-2's claims checked as targets, success per suite with unseen /
-   emergent averages, paired differences against co-fine-tune with Newcombe CIs, web knowledge),
+   emergent averages, paired differences against co-fine-tune with Newcombe CIs, web knowledge, pointing),
    ``fig7b_unseen.png``, ``fig7a_emergent.png`` and ``curves.png`` (each model's training curve,
    :mod:`rt2.eval.reproduce.curves`). ``--report`` writes it early from the stages that have finished.
 
@@ -32,6 +34,7 @@ minutes on this 2-core machine, one thread per job; the training rate is ~110 sa
 | train RT-1-style baseline | 11 steps x 4 | 47,520 x 32 (2.64x the steps: the same CPU time), ~88 min |
 | eval x 4 models + oracle | seen + emergent_math, 1 ep/task, 5-step cap | 11 suites, >= 100 episodes each, ~10-15 min each |
 | vqa x 4 models | 16 items | 4,600 held-out items, ~1 min each |
+| pointing x 4 models | 2 items per type, 1 frame per task | 100 per type + 20 frames per emergent task, ~2.5 min each |
 
 With ``--pretrained`` and ``--jobs 2`` the default budget is ~3.5 h of wall time (6.8 CPU-h; the estimate
 ``rt2 reproduce`` prints first, from the measured per-sample costs in ``stages.COST_MIN``): four 88-minute trainings
