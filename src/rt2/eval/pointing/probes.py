@@ -21,6 +21,7 @@ from rt2.data.web.referents import (
     sample_question,
 )
 from rt2.data.web.scene import board_to_grid
+from rt2.eval.report import FIG7A_SUITES
 from rt2.sim import board, lexicon
 from rt2.sim.instructions import block_phrases, math_expressions, symbol_phrases
 from rt2.sim.lexicon import NP
@@ -31,14 +32,7 @@ if TYPE_CHECKING:
     from rt2.eval.suites import TaskDef
 
 REPORT_STREAM = 1000  # entropy word of type k's held-out items: (seed, heldout split id, REPORT_STREAM + k, i)
-EMERGENT_SUITES: tuple[str, ...] = (
-    "emergent_symbols",
-    "emergent_math",
-    "emergent_multilingual",
-    "emergent_reasoning",
-    "emergent_people",
-    "cot",
-)
+EMERGENT_SUITES: tuple[str, ...] = (*FIG7A_SUITES, "cot")  # the suites whose referents web data must teach
 
 
 @dataclass(frozen=True)

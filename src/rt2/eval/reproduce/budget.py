@@ -8,23 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rt2.eval.report import FIG7A_SUITES, UNSEEN_SUITES
+
 REGIMES = ("scratch", "finetune", "cofinetune")
 # `rt2 bench rt1`: the RT-1-style baseline trains 2.64x the samples per CPU-second of pali-nano (rt2.train.rt1), so
 # equal compute is 2.64x the steps (the rt1 preset's 48,000 = 18,000 x 2.64).
 RT1_SAMPLES_PER_NANO_SAMPLE = 2.64
-ALL_SUITES = (
-    "seen",
-    "unseen_objects",
-    "unseen_backgrounds",
-    "unseen_environments",
-    "paraphrase",
-    "emergent_symbols",
-    "emergent_math",
-    "emergent_multilingual",
-    "emergent_reasoning",
-    "emergent_people",
-    "cot",
-)
+# Every suite, in the report's order: trained tasks, the three unseen axes, paraphrases, RT-2's emergent
+# categories (Fig. 7a) and chain of thought.
+ALL_SUITES = ("seen", *UNSEEN_SUITES, "paraphrase", *FIG7A_SUITES, "cot")
 
 
 @dataclass(frozen=True)

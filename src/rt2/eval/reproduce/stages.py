@@ -273,47 +273,12 @@ def plan(budget: Budget, quiet: bool = False) -> list[Stage]:
     stages.append(_eval_stage(b, "oracle", (), eval_keys, quiet))
     for m in vlms(b):
         needs = (m,) if m.startswith("pretrain-") else (f"train-{m}",)
-        stages.append(
-            Stage(
-                f"vqa-{m}",
-                lambda out, m=m: vqa_valid(out / "vqa" / m / "vqa_info.json"),
-                f"held-out web VQA, {b.vqa_items} items",
-                needs,
-                keys=("vqa_items",),
-                argv=lambda out, fresh, m=m: [
-                    "vqa",
-                    "--policy",
-                    str(model_dir(out, b, m)),
-                    "--items",
-                    str(b.vqa_items),
-                    "--out",
-                    str(out / "vqa" / m),
-                    "--quiet",
-                ],  # fmt: skip
-            )
-        )
-        stages.append(
-            Stage(
-                f"pointing-{m}",
-                lambda out, m=m: pointing_valid(out / "pointing" / m / "pointing_info.json"),
-                f"pointing per referent type, {b.pointing_items} web items per type, {b.pointing_episodes} frames "
-                "per emergent task",
-                needs,
-                keys=("pointing_items", "pointing_episodes"),
-                argv=lambda out, fresh, m=m: [
-                    "pointing",
-                    "--policy",
-                    str(model_dir(out, b, m)),
-                    "--items",
-                    str(b.pointing_items),
-                    "--robot-episodes",
-                    str(b.pointing_episodes),
-                    "--out",
-                    str(out / "pointing" / m),
-                    "--quiet",
-                ],  # fmt: skip
-            )
-        )
+        vqa = ["--items", str(b.vqa_items)]
+        stages.append(_probe_stage(b, "vqa", m, needs, f"held-out web VQA, {b.vqa_items} items", ("vqa_items",), vqa))
+        point = ["--items", str(b.pointing_items), "--robot-episodes", str(b.pointing_episodes)]
+        what = f"pointing per referent type, {b.pointing_items} web items per type, {b.pointing_episodes} frames per "
+        stages.append(_probe_stage(b, "pointing", m, needs, what + "emergent task",
+                                   ("pointing_items", "pointing_episodes"), point))  # fmt: skip
     from rt2.eval.reproduce.summary import write_summary
 
     pols, models = policies(b), vlms(b)
@@ -370,6 +335,30 @@ def estimate(stages: list[Stage], jobs: int) -> tuple[float, float]:
         start = max(lanes[i], ready)
         done[st.name] = lanes[i] = start + st.cost_min
     return sum(st.cost_min for st in stages), max(done.values(), default=0.0)
+
+
+def _probe_stage(
+    b: Budget, command: str, m: str, needs: tuple[str, ...], describe: str, keys: tuple[str, ...], args: list[str]
+) -> Stage:
+    """``rt2 vqa`` / ``rt2 pointing`` of VLM ``m`` into ``<command>/<m>/`` (what the model knows of the web)."""
+    info = f"{command}_info.json"
+    valid = vqa_valid if command == "vqa" else pointing_valid
+    return Stage(
+        f"{command}-{m}",
+        lambda out: valid(out / command / m / info),
+        describe,
+        needs,
+        keys=keys,
+        argv=lambda out, fresh: [
+            command,
+            "--policy",
+            str(model_dir(out, b, m)),
+            *args,
+            "--out",
+            str(out / command / m),
+            "--quiet",
+        ],  # fmt: skip
+    )
 
 
 def _eval_stage(b: Budget, pol: str, needs: tuple[str, ...], keys: tuple[str, ...], quiet: bool) -> Stage:
