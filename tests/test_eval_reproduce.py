@@ -248,3 +248,30 @@ def test_report_of_a_run_that_has_not_started_is_one_clear_line(tmp_path, capsys
     (tmp_path / "empty").mkdir()
     assert main(["reproduce", "--out", str(tmp_path / "empty"), "--report"]) == 2
     assert "nothing to report yet" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_children_and_a_rerun_resumes(tmp_path):
+    """The end of a session sends SIGTERM: no one-thread training may keep running unsupervised."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "rt2.cli", "reproduce", "--quick", "--out", str(out), "--jobs", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list((out / "logs").glob("train-*.log")) and time.monotonic() < deadline:  # a training has started
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted; re-run the same command to resume" in stderr
+    assert "[stop] train-" in stdout
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert str(out) not in ps  # every child is gone
+    rerun = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ}, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "[skip] collect" in rerun.stdout and "stages already finished; left:" in rerun.stdout

@@ -23,12 +23,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rt2.eval import report
-from rt2.eval.reproduce.budget import BUDGETS
+from rt2.eval.reproduce.budget import BUDGETS, Budget
 from rt2.eval.reproduce.stages import Stage, estimate, plan
 
 STATUS_EVERY_S = 300.0  # a progress line per running stage this often (long jobs show progress)
@@ -86,6 +87,19 @@ class _Child:
                 self.proc.kill()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _finished(stage: Stage, out: Path, b: Budget) -> bool:
+    """Would this stage be skipped if nothing upstream re-ran (marker, valid output, same budget fields)?"""
+    marker = out / "stages" / f"{stage.name}.json"
+    try:
+        return stage.valid(out) and json.loads(marker.read_text()).get("budget") == stage.fingerprint(b)
+    except (OSError, ValueError):
+        return False
+
+
 def select(stages: list[Stage], names: Sequence[str]) -> list[Stage]:
     """``names`` and everything they need, transitively, in plan order."""
     by = {s.name: s for s in stages}
@@ -127,7 +141,14 @@ def reproduce(
         stages = select(stages, only)
     cpu, wall = estimate(stages, jobs)
     log(f"[plan] budget {b.name}: {len(stages)} stages, ~{cpu / 60:.1f} CPU-h, ~{wall / 60:.1f} h with --jobs {jobs} "
-        "(estimate from measured per-sample costs; finished stages are skipped)")  # fmt: skip
+        "(estimate from measured per-sample costs)")  # fmt: skip
+    done = {st.name for st in stages if _finished(st, out, b)}
+    if done:
+        # A resumed run states what is left; a stage whose upstream re-runs is not "done" (estimate keeps order).
+        left = [dataclasses.replace(st, cost_min=0.0) if st.name in done else st for st in stages]
+        cpu, wall = estimate(left, jobs)
+        log(f"[plan] {len(done)} stages already finished; left: ~{cpu / 60:.1f} CPU-h, ~{wall / 60:.1f} h (a "
+            "stage interrupted mid-way counts in full)")  # fmt: skip
     status: dict[str, str] = {}
     pending = list(stages)
     running: dict[str, _Child] = {}
@@ -144,6 +165,11 @@ def reproduce(
         log(f"[done] {stage.name} in {seconds:.0f} s")
         status[stage.name] = "ran"
 
+    # SIGTERM (a session's end, `kill`) must stop the children too: the default action would end this process
+    # without its `finally` and leave one-thread trainings running unsupervised. Ctrl-C already does.
+    on_term = None
+    if threading.current_thread() is threading.main_thread():
+        on_term = signal.signal(signal.SIGTERM, _interrupt)
     try:
         while pending or running:
             progressed = False
@@ -197,4 +223,6 @@ def reproduce(
         for child in running.values():
             child.stop()
             log(f"[stop] {child.stage.name}: interrupted; re-run the same command to resume it")
+        if on_term is not None:
+            signal.signal(signal.SIGTERM, on_term)
     return status
