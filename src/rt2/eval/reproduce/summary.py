@@ -141,16 +141,18 @@ def pointing_lines(out: Path, models: list[str]) -> tuple[list[str], dict]:
         "Exact-cell accuracy % of `Q: where is <referent>? A:` (`rt2 pointing`), web / the emergent suites' own "
         "initial frames (the episodes `eval` played; – = no such referent there). An emergent suite whose referent "
         "is not found fails before control; one whose referent is found and still fails, fails at control. "
-        '"random object" = pointing at a random object of the right class in the frame.',
+        '"random object" = pointing at a random object of the right class in the frame; every model is asked the same '
+        "items (n), so few frames of a type (a relation that few episodes use) give a coarse percentage.",
         "",
-        "| referent | " + " | ".join(infos) + " | random object (frames) |",
-        "|---|" + "---|" * (len(infos) + 1),
+        "| referent | " + " | ".join(infos) + " | random object (frames) | web n / frames n |",
+        "|---|" + "---|" * (len(infos) + 2),
     ]
     rand = first["robot_frames"]["per_type"]
     for t in types:
         cells = [f"{_pct(summary[m]['web'][t])} / {_pct(summary[m]['frames'][t])}" for m in infos]
         r = rand.get(t)
         cells.append(_pct(r["random_object"]["exact"]) if r and r["n"] else "–")
+        cells.append(f"{first['web']['per_type'].get(t, {}).get('n', 0)} / {r['n'] if r else 0}")  # same items for all
         lines.append(f"| {t} | " + " | ".join(cells) + " |")
     return [*lines, ""], summary
 
