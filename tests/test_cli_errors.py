@@ -71,6 +71,8 @@ def _bad_inputs(tiny: Path, tmp: Path) -> list[tuple[list[str], str]]:
         (["pointing", "--policy", missing, "--out", out], "not a checkpoint"),
         (["pointing", "--policy", str(corrupt), "--out", out], "backbone.json"),
         (["pointing", "--policy", str(tiny), "--types", "nosuch", "--out", out], "nosuch"),
+        (["pointing", "--policy", str(tiny), "--batch-size", "0", "--out", out], "--batch-size and --max-new-tokens"),
+        (["vqa", "--policy", str(tiny), "--max-new-tokens", "0", "--out", out], "--batch-size and --max-new-tokens"),
         (["demo", "--policy", missing, "--out", out], "not a checkpoint"),
         (["collect", "--episodes", "-1", "--out", out], "episodes"),
         (["collect", "--episodes", "1", "--families", "nosuch", "--out", out], "nosuch"),

@@ -257,6 +257,12 @@ def _curve(policy, checkpoints, items, args, command: str, console, columns) -> 
     console.print(f"wrote {out / 'vqa_curve.json'} and {plot_curve(rows, out / 'vqa_curve.png', title)}")
 
 
+def check_decoding(batch_size: int, max_new_tokens: int) -> None:
+    """The decoding flags ``rt2 vqa`` and ``rt2 pointing`` share; ValueError with the one line to show."""
+    if batch_size < 1 or max_new_tokens < 1:
+        raise ValueError(f"--batch-size and --max-new-tokens must be >= 1, got {batch_size}, {max_new_tokens}")
+
+
 def load_model(command: str, policy: str | None, weights: str | None):
     """(checkpoint dir, Policy, swapped-in checkpoint step or None) for the commands that question a saved model
     (``rt2 vqa``, ``rt2 pointing``); ValueError naming ``command`` when ``policy`` is not a checkpoint folder."""
@@ -285,10 +291,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     console = Console()
     try:
-        if args.batch_size < 1 or args.max_new_tokens < 1:
-            raise ValueError(
-                f"--batch-size and --max-new-tokens must be >= 1, got {args.batch_size}, {args.max_new_tokens}"
-            )
+        check_decoding(args.batch_size, args.max_new_tokens)
         with console.status(f"loading {args.policy or 'the shipped policy'}"):
             spec, policy, weights_step = load_model("rt2 vqa", args.policy, args.weights)
         items, config = vqa_items(policy, args.items, args.split, args.preset, args.seed)

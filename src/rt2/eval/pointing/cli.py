@@ -15,7 +15,7 @@ from rt2.data.web.referents import REFERENT_TYPES
 from rt2.eval.pointing.probes import EMERGENT_SUITES, REPORT_STREAM, parse_types, robot_probes, web_probes
 from rt2.eval.pointing.report import markdown, plot
 from rt2.eval.pointing.scoring import CHANCE_METHOD, evaluate_pointing, per_type_rows, robot_task_rows
-from rt2.eval.vqa import load_model
+from rt2.eval.vqa import check_decoding, load_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,10 +48,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     console = Console()
     try:
-        if args.batch_size < 1 or args.max_new_tokens < 1:
-            raise ValueError(
-                f"--batch-size and --max-new-tokens must be >= 1, got {args.batch_size}, {args.max_new_tokens}"
-            )
+        check_decoding(args.batch_size, args.max_new_tokens)
         if args.items < 1:
             raise ValueError(f"--items must be a positive int, got {args.items}")
         if args.robot_episodes < 0:
