@@ -84,7 +84,9 @@ def test_reproduce_quick_end_to_end_and_resume(tmp_path):
     digit = point["web"]["per_type"]["digit"]["exact"]["accuracy"]
     assert results["pointing"]["cofinetune-pali-nano"]["web"]["digit"] == digit
     # Resume: nothing re-runs; invalidating one model re-runs its training, its eval and the report only.
+    logs.clear()
     assert set(R.reproduce(tmp_path, "quick", quiet=True, log=logs.append).values()) == {"skipped"}
+    assert "[plan] 20 stages already finished; left: ~0.0 CPU-h" in "\n".join(logs)  # a resumed run states what is left
     (tmp_path / "models" / "finetune-pali-nano" / "final" / "vla.json").unlink()
     ran = {k for k, v in R.reproduce(tmp_path, "quick", quiet=True, log=logs.append).items() if v == "ran"}
     assert ran == {"train-finetune-pali-nano", "eval-finetune-pali-nano", "vqa-finetune-pali-nano",
@@ -254,6 +256,7 @@ def test_report_of_a_run_that_has_not_started_is_one_clear_line(tmp_path, capsys
 def test_sigterm_stops_the_children_and_a_rerun_resumes(tmp_path):
     """The end of a session sends SIGTERM: no one-thread training may keep running unsupervised."""
     import os
+    import re
     import signal
     import subprocess
     import sys
@@ -263,15 +266,16 @@ def test_sigterm_stops_the_children_and_a_rerun_resumes(tmp_path):
     cmd = [sys.executable, "-m", "rt2.cli", "reproduce", "--quick", "--out", str(out), "--jobs", "2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while not list((out / "logs").glob("train-*.log")) and time.monotonic() < deadline:  # a training has started
-        time.sleep(0.2)
+    # A stage's log appears when its child starts (collect first, then pre-training): signal while one runs.
+    while not list((out / "logs").glob("*.log")) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "interrupted; re-run the same command to resume" in stderr
-    assert "[stop] train-" in stdout
+    assert re.search(r"\[stop\] [a-z0-9-]+: interrupted", stdout), stdout
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     assert str(out) not in ps  # every child is gone
     rerun = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ}, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
-    assert "[skip] collect" in rerun.stdout and "stages already finished; left:" in rerun.stdout
+    assert (out / "report.md").is_file() and "stages ran" in rerun.stdout
