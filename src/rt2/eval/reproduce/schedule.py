@@ -182,12 +182,11 @@ def reproduce(
                 progressed = True
                 marker = out / "stages" / f"{stage.name}.json"
                 stale = any(status.get(n) == "ran" for n in stage.needs)
-                if marker.is_file() and not stale and stage.valid(out):
-                    meta = json.loads(marker.read_text())
-                    if meta.get("budget") == stage.fingerprint(b):
-                        log(f"[skip] {stage.name}: done ({meta.get('seconds', 0):.0f} s)")
-                        status[stage.name] = "skipped"
-                        continue
+                if not stale and _finished(stage, out, b):
+                    seconds = json.loads(marker.read_text()).get("seconds", 0)
+                    log(f"[skip] {stage.name}: done ({seconds:.0f} s)")
+                    status[stage.name] = "skipped"
+                    continue
                 marker.unlink(missing_ok=True)
                 log(f"[run ] {stage.name}: {stage.describe}")
                 t0 = time.perf_counter()

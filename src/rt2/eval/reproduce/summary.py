@@ -198,19 +198,17 @@ def write_summary(
     ``partial``: use the policies and models whose eval / vqa has finished and say which have not (a run that spans
     sessions can show its finished half; the ``report`` stage rewrites the files when everything is done)."""
     missing: list[str] = []
+    trained = _trained(out, policies, b)  # every model's curve, evaluated yet or not
+    pointers = list(vlms or [])
     if partial:
         missing = [f"eval-{p}" for p in policies if not (out / "eval" / p / "eval_info.json").is_file()]
         missing += [f"vqa-{m}" for m in vlms or [] if not (out / "vqa" / m / "vqa_info.json").is_file()]
         missing += [f"pointing-{m}" for m in vlms or [] if not (out / "pointing" / m / "pointing_info.json").is_file()]
-        trained = _trained(out, policies, b)
         policies = [p for p in policies if (out / "eval" / p / "eval_info.json").is_file()]
         pointers = [m for m in vlms or [] if (out / "pointing" / m / "pointing_info.json").is_file()]
         vlms = [m for m in vlms or [] if (out / "vqa" / m / "vqa_info.json").is_file()]
         if not policies:
             raise ValueError(f"no finished evaluation under {out / 'eval'}: nothing to report yet")
-    else:
-        trained = _trained(out, policies, b)
-        pointers = list(vlms or [])
     rows = {p: json.loads((out / "eval" / p / "eval_info.json").read_text())["episodes"] for p in policies}
     rows = {p: next(iter(r.values())) for p, r in rows.items()}
     tables = {p: result_tables(r) for p, r in rows.items()}
